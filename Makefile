@@ -1,0 +1,29 @@
+# Waitpoint: `make run` serves the app, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test lint bench clean
+
+$(BIN)/waitpoint: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/waitpoint
+	$(BIN)/waitpoint setup
+	$(BIN)/waitpoint serve --host $(HOST) --port $(PORT)
+
+test: $(BIN)/waitpoint
+	tests/prepare
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/waitpoint
+	$(BIN)/ruff check app tests
+	$(BIN)/ruff format --check app tests
+
+clean:
+	rm -rf $(VENV) tests/compat/node_modules tests/a11y/node_modules

@@ -1,0 +1,88 @@
+"""Waitpoint: self-hosted human-in-the-loop approval tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from . import config as config_module
+from .database import configure_engine
+from .extensions import csrf, db, htmx, migrate
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(test_config: dict | None = None, *, environ: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    _load_config(app, test_config, environ)
+    app.json.sort_keys = False  # keep the contract's field order on the wire
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_commands(app)
+    return app
+
+
+def _load_config(app: Flask, test_config: dict | None, environ: dict | None) -> None:
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config_module.from_environment(Path(app.instance_path), environ))
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # The largest body any route accepts; routes lower it per request.
+    app.config["MAX_CONTENT_LENGTH"] = max(
+        app.config["WAITPOINT_CREATE_MAX_BYTES"], app.config["WAITPOINT_COMPLETE_MAX_BYTES"]
+    )
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .health import bp as health_bp
+
+    csrf.exempt(api_bp)  # API keys, no cookies: CSRF cannot apply
+    app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from .api.errors import ApiError, error_response, http_error_as_json, log_unexpected, wants_json
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return http_error_as_json(exc) if wants_json(request) else exc
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return _http_error(exc)
+        response = log_unexpected(exc)
+        return response if wants_json(request) else InternalServerError(original_exception=exc)
+
+
+def _register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)

@@ -1,0 +1,40 @@
+"""API key authentication: ``Authorization: Bearer wp_...``."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import g, request
+from sqlalchemy import select
+
+from ..credentials import hash_api_key, same_digest
+from ..extensions import db
+from ..models import ApiKey
+from .errors import ApiError
+
+
+def authenticate(header: str | None) -> int:
+    """The project id of a valid, unrevoked key, or an ``ApiError(401)``."""
+    if not header:
+        raise ApiError(401, "Authorization: header is missing (use 'Bearer <API key>')")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "Authorization: must be 'Bearer <API key>'")
+    digest = hash_api_key(key.strip())
+    row = db.session.execute(
+        select(ApiKey.project_id, ApiKey.key_hash).where(
+            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+        )
+    ).one_or_none()
+    if row is None or not same_digest(row.key_hash, digest):
+        raise ApiError(401, "Authorization: the API key is not valid or has been revoked")
+    return row.project_id
+
+
+def require_api_key(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.project_id = authenticate(request.headers.get("Authorization"))
+        return view(*args, **kwargs)
+
+    return wrapper

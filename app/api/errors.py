@@ -1,0 +1,91 @@
+"""Every API error is ``{"error": "..."}`` with a status code, through one handler."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Request, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(status: int, message: str):
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def wants_json(req: Request) -> bool:
+    return req.path.startswith("/api/") or req.path == "/healthz"
+
+
+def http_error_as_json(exc: HTTPException):
+    messages = {
+        404: "not found",
+        405: f"method {request.method} is not allowed here",
+        413: "request body is too large",
+    }
+    message = messages.get(exc.code, (exc.description or exc.name).rstrip("."))
+    if exc.code == 413:
+        message = f"request body is too large (limit {request.max_content_length} bytes)"
+    response = error_response(exc.code or 500, message)
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def validation_message(exc: ValidationError) -> tuple[int, str]:
+    """The first problem of a pydantic error, as ``(status, "field: message")``."""
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    # A union (string or array) reports one error per branch; name the field once.
+    field = field.split(".str")[0].split(".list[")[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "is not a known field"
+    status = 422 if first["type"] == "too_many_tags" else 400
+    return status, f"{field}: {message}"
+
+
+def parse_model(model: type[BaseModel], data) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(*validation_message(exc)) from None
+
+
+def read_json_body(max_bytes: int, *, lenient: bool = False):
+    """The request body as JSON; an empty body is ``{}``.
+
+    With ``lenient`` (the callback URL), a body that is not JSON counts as ``{}``
+    too; otherwise it is a 400.
+    """
+    request.max_content_length = max_bytes
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        if lenient:
+            return {}
+        raise ApiError(400, "body: is not valid JSON") from None
+
+
+def read_json_object(max_bytes: int) -> dict:
+    data = read_json_body(max_bytes)
+    if not isinstance(data, dict):
+        raise ApiError(400, "body: must be a JSON object")
+    return data
+
+
+def log_unexpected(exc: Exception):
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal server error")

@@ -1,0 +1,189 @@
+"""The OpenAPI 3.1 document, generated from the pydantic models in ``schemas.py``."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from flask import jsonify
+from pydantic.json_schema import models_json_schema
+
+from . import bp
+from .schemas import (
+    CompleteTokenRequest,
+    CompleteTokenResponse,
+    CreateTokenRequest,
+    CreateTokenResponse,
+    ErrorResponse,
+    HealthResponse,
+    ListTokensQuery,
+    TokenList,
+    TokenRetrieveResponse,
+)
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(model) -> dict:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: int) -> dict:
+    reasons = {
+        400: "Invalid input; the message names the field.",
+        401: "Missing, malformed or revoked API key.",
+        404: "No such token in this project (or a wrong callback signature).",
+        413: "Request body too large.",
+        422: "More than 10 tags.",
+    }
+    return {str(code): _json(ErrorResponse, reasons[code]) for code in codes}
+
+
+def _query_parameters() -> list[dict]:
+    schema = ListTokensQuery.model_json_schema()
+    params = []
+    for name, prop in schema["properties"].items():
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": prop.pop("description", ""),
+                "schema": prop,
+            }
+        )
+    return params
+
+
+TOKEN_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^waitpoint_[a-z0-9]+$"},
+}
+
+
+@cache
+def build_document() -> dict:
+    _, schemas = models_json_schema(
+        [
+            (CreateTokenRequest, "validation"),
+            (CreateTokenResponse, "serialization"),
+            (TokenRetrieveResponse, "serialization"),
+            (TokenList, "serialization"),
+            (CompleteTokenRequest, "validation"),
+            (CompleteTokenResponse, "serialization"),
+            (ErrorResponse, "serialization"),
+            (HealthResponse, "serialization"),
+        ],
+        ref_template=REF,
+    )
+    secured = [{"apiKey": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Waitpoint API",
+            "version": "1.0.0",
+            "description": "Human-in-the-loop waitpoint tokens, wire-compatible with "
+            "trigger.dev's waitpoint-token API. Optional fields are omitted, never null. "
+            "Times are ISO 8601 UTC with milliseconds and Z.",
+        },
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "wp_... API key"}
+            },
+        },
+        "paths": {
+            "/api/v1/waitpoints/tokens": {
+                "post": {
+                    "operationId": "createToken",
+                    "summary": "Create a waitpoint token",
+                    "security": secured,
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref(CreateTokenRequest)}},
+                    },
+                    "responses": {
+                        "200": _json(CreateTokenResponse, "The token (isCached: true for a "
+                                     "repeated idempotency key)."),
+                        **_errors(400, 401, 413, 422),
+                    },
+                },
+                "get": {
+                    "operationId": "listTokens",
+                    "summary": "List tokens, newest first",
+                    "security": secured,
+                    "parameters": _query_parameters(),
+                    "responses": {"200": _json(TokenList, "A page of tokens."),
+                                  **_errors(400, 401)},
+                },
+            },
+            "/api/v1/waitpoints/tokens/{id}": {
+                "get": {
+                    "operationId": "retrieveToken",
+                    "summary": "Retrieve a token with its output",
+                    "security": secured,
+                    "parameters": [TOKEN_ID],
+                    "responses": {"200": _json(TokenRetrieveResponse, "The token."),
+                                  **_errors(401, 404)},
+                }
+            },
+            "/api/v1/waitpoints/tokens/{id}/complete": {
+                "post": {
+                    "operationId": "completeToken",
+                    "summary": "Complete a token with an API key",
+                    "security": secured,
+                    "parameters": [TOKEN_ID],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref(CompleteTokenRequest)}},
+                    },
+                    "responses": {
+                        "200": _json(CompleteTokenResponse, "Done, or already decided "
+                                     "(applied: false)."),
+                        **_errors(400, 401, 404, 413),
+                    },
+                }
+            },
+            "/api/v1/waitpoints/tokens/{id}/callback/{hash}": {
+                "post": {
+                    "operationId": "completeTokenByCallback",
+                    "summary": "Complete a token through its secret callback URL (no API key)",
+                    "description": "The whole JSON body becomes the output; an empty or "
+                    "non-JSON body counts as {}.",
+                    "security": [],
+                    "parameters": [
+                        TOKEN_ID,
+                        {"name": "hash", "in": "path", "required": True,
+                         "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": {}}},
+                    },
+                    "responses": {
+                        "200": _json(CompleteTokenResponse, "Done, or already decided."),
+                        **_errors(404, 413),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness and database check",
+                    "security": [],
+                    "responses": {"200": _json(HealthResponse, "The database answered."),
+                                  "503": _json(ErrorResponse, "The database did not answer.")},
+                }
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(build_document())

@@ -1,0 +1,198 @@
+"""Request and response models of the JSON API.
+
+The same pydantic models validate requests and generate the OpenAPI document
+(``openapi.py``), so the two cannot drift apart. Field names are the wire's
+camelCase. Validation that needs the clock (a timeout in the past) happens where
+``now`` is known, in the views' conversion step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
+from ..timeutil import parse_duration
+
+MAX_TAGS = 10
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Status = Literal[WAITING, COMPLETED, TIMED_OUT]
+
+DURATION_DOC = (
+    "A duration: one or more <integer><unit> groups, units w d h hr m s "
+    "(30s, 10m, 2h, 3d, 4w, 1h30m), at most 100 characters."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateTokenRequest(_Strict):
+    idempotencyKey: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="Same key in the same project while not expired returns the original "
+        "token with isCached: true.",
+    )
+    idempotencyKeyTTL: str | None = Field(
+        None, description="How long the idempotency key lives. " + DURATION_DOC
+    )
+    timeout: str | None = Field(
+        None,
+        description="When the token times out: an ISO 8601 date-time with offset, or "
+        + DURATION_DOC,
+    )
+    tags: Tag | list[Tag] | None = Field(
+        None,
+        description="At most 10 tags of 1..128 characters; kept in order, duplicates removed.",
+    )
+
+    @field_validator("idempotencyKeyTTL")
+    @classmethod
+    def _ttl_is_duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value).total_seconds() <= 0:
+            raise ValueError("must be longer than zero")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _at_most_ten(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(dict.fromkeys(value)) > MAX_TAGS:
+            raise PydanticCustomError(
+                "too_many_tags", "at most {limit} tags are allowed", {"limit": MAX_TAGS}
+            )
+        return value
+
+    def tag_list(self) -> tuple[str, ...]:
+        if self.tags is None:
+            return ()
+        tags = [self.tags] if isinstance(self.tags, str) else self.tags
+        return tuple(dict.fromkeys(tags))
+
+
+class CreateTokenResponse(BaseModel):
+    id: str = Field(examples=["waitpoint_3x5kq0m9zq2c1b7d8f6g4h2j0"])
+    url: str = Field(description="The secret callback URL: POST to it to complete the token.")
+    isCached: bool
+
+
+class TokenItem(BaseModel):
+    """A token as listed (the retrieve object without its output)."""
+
+    id: str
+    url: str
+    status: Status
+    idempotencyKey: str | None = None
+    idempotencyKeyExpiresAt: str | None = None
+    timeoutAt: str | None = None
+    completedAt: str | None = None
+    tags: list[str]
+    createdAt: str
+
+
+class TokenRetrieveResponse(TokenItem):
+    output: str | None = Field(None, description="The output, serialized as a JSON string.")
+    outputType: Literal["application/json"] | None = None
+    outputIsError: bool | None = None
+
+
+class Pagination(BaseModel):
+    next: str | None = Field(None, description="Cursor for page[after]: older tokens.")
+    previous: str | None = Field(None, description="Cursor for page[before]: newer tokens.")
+
+
+class TokenList(BaseModel):
+    data: list[TokenItem]
+    pagination: Pagination
+
+
+class CompleteTokenRequest(_Strict):
+    model_config = ConfigDict(extra="forbid")  # data may be any JSON, so not strict
+    data: Any = Field(None, description="The output. Without data the token has no output.")
+
+
+class CompleteTokenResponse(BaseModel):
+    success: Literal[True]
+    applied: bool = Field(
+        description="true if this request completed the token; false if it had already been "
+        "completed or timed out, in which case nothing changed."
+    )
+    status: Status = Field(description="The token's status after this request.")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What is wrong, naming the field.")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ListTokensQuery(_Strict):
+    """Query parameters of the list route (validated from the query string)."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, populate_by_name=False)
+
+    page_size: int = Field(25, alias="page[size]", ge=1, le=100)
+    page_after: str | None = Field(None, alias="page[after]", max_length=64)
+    page_before: str | None = Field(None, alias="page[before]", max_length=64)
+    status: str | None = Field(
+        None, alias="filter[status]", description="Comma list of WAITING, COMPLETED, TIMED_OUT."
+    )
+    tags: str | None = Field(
+        None, alias="filter[tags]", description="Comma list; a token matches if it has any."
+    )
+    idempotency_key: str | None = Field(
+        None, alias="filter[idempotencyKey]", min_length=1, max_length=2048
+    )
+    period: str | None = Field(
+        None, alias="filter[createdAt][period]", description="Created within. " + DURATION_DOC
+    )
+    created_from: str | None = Field(
+        None, alias="filter[createdAt][from]", description="ISO date-time or epoch milliseconds."
+    )
+    created_to: str | None = Field(
+        None, alias="filter[createdAt][to]", description="ISO date-time or epoch milliseconds."
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _period_is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _known_statuses(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = [s for s in value.split(",") if s not in STATUSES]
+        if unknown:
+            raise ValueError(
+                f"unknown status {unknown[0]!r} (use WAITING, COMPLETED or TIMED_OUT)"
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_list(cls, value: str | None) -> str | None:
+        if value is not None and any(not t or len(t) > 128 for t in value.split(",")):
+            raise ValueError("each tag must be 1..128 characters")
+        return value
+
+    def statuses(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.status.split(","))) if self.status else ()
+
+    def tag_list(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.tags.split(","))) if self.tags else ()

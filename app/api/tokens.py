@@ -1,0 +1,183 @@
+"""Waitpoint token routes of the wire contract (``shared/CONTRACT.md``).
+
+Views translate HTTP only: parse and validate, call one lifecycle or listing
+function, serialize.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from flask import current_app, g, jsonify, request
+
+from .. import lifecycle, listing
+from ..credentials import callback_signature_ok
+from ..extensions import db
+from ..models import COMPLETED, Token
+from ..timeutil import parse_deadline, parse_duration, parse_instant, utcnow
+from . import bp
+from .auth import require_api_key
+from .errors import ApiError, parse_model, read_json_body, read_json_object
+from .schemas import CompleteTokenRequest, CreateTokenRequest, ListTokensQuery
+from .serialize import token_json
+
+TOKENS = "/v1/waitpoints/tokens"
+
+
+@bp.post(TOKENS)
+@require_api_key
+def create_token():
+    body = parse_model(
+        CreateTokenRequest, read_json_object(current_app.config["WAITPOINT_CREATE_MAX_BYTES"])
+    )
+    now = utcnow()
+    token, cached = lifecycle.create_token(g.project_id, _new_token(body, now), now)
+    item = token_json(token, now)
+    return jsonify(id=item["id"], url=item["url"], isCached=cached)
+
+
+def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
+    timeout_at = None
+    if body.timeout is not None:
+        try:
+            timeout_at = parse_deadline(body.timeout, now)
+        except ValueError as exc:
+            raise ApiError(400, f"timeout: {exc}") from None
+    return lifecycle.NewToken(
+        timeout_at=timeout_at,
+        tags=body.tag_list(),
+        idempotency_key=body.idempotencyKey,
+        idempotency_ttl=parse_duration(body.idempotencyKeyTTL) if body.idempotencyKeyTTL else None,
+    )
+
+
+@bp.get(f"{TOKENS}/<token_id>")
+@require_api_key
+def retrieve_token(token_id: str):
+    token = _project_token(token_id)
+    return jsonify(token_json(token, utcnow(), with_output=True))
+
+
+@bp.get(TOKENS)
+@require_api_key
+def list_tokens():
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        raise ApiError(400, f"{repeated[0]}: may be given only once")
+    query = parse_model(ListTokensQuery, request.args.to_dict())
+    if query.page_after and query.page_before:
+        raise ApiError(400, "page[after]: cannot be combined with page[before]")
+    now = utcnow()
+    page = listing.list_tokens(
+        g.project_id,
+        _token_filter(query, now),
+        now,
+        size=query.page_size,
+        after=_cursor("page[after]", query.page_after),
+        before=_cursor("page[before]", query.page_before),
+    )
+    pagination = {}
+    if page.next_cursor:
+        pagination["next"] = page.next_cursor
+    if page.previous_cursor:
+        pagination["previous"] = page.previous_cursor
+    return jsonify(data=[token_json(t, now) for t in page.tokens], pagination=pagination)
+
+
+def _cursor(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return listing.decode_cursor(value)
+    except listing.BadCursor as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
+
+
+def _token_filter(query: ListTokensQuery, now: datetime) -> listing.TokenFilter:
+    created_from = _instant("filter[createdAt][from]", query.created_from)
+    created_to = _instant("filter[createdAt][to]", query.created_to)
+    if query.period is not None:
+        since = now - parse_duration(query.period)
+        created_from = max(created_from, since) if created_from else since
+    return listing.TokenFilter(
+        statuses=query.statuses(),
+        tags=query.tag_list(),
+        idempotency_key_hash=(
+            lifecycle.idempotency_hash(query.idempotency_key) if query.idempotency_key else None
+        ),
+        created_from=created_from,
+        created_to=created_to,
+    )
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
+
+
+@bp.post(f"{TOKENS}/<token_id>/complete")
+@require_api_key
+def complete_token(token_id: str):
+    body = parse_model(
+        CompleteTokenRequest,
+        read_json_object(current_app.config["WAITPOINT_COMPLETE_MAX_BYTES"]),
+    )
+    token = _project_token(token_id)
+    output = to_json_text(body.data) if "data" in body.model_fields_set else None
+    record = lifecycle.CompletionRecord(source="api", **_client())
+    return _completion_response(token, output, record)
+
+
+@bp.post(f"{TOKENS}/<token_id>/callback/<signature>")
+def callback(token_id: str, signature: str):
+    """The capability URL: no API key; the signature is the permission."""
+    token = callback_token(token_id, signature)
+    data = read_json_body(current_app.config["WAITPOINT_COMPLETE_MAX_BYTES"], lenient=True)
+    record = lifecycle.CompletionRecord(source="callback", **_client())
+    return _completion_response(token, to_json_text(data), record)
+
+
+def callback_token(token_id: str, signature: str) -> Token:
+    """The token a callback URL names, or 404, the same for a bad signature and an unknown id."""
+    secret = current_app.config["SECRET_KEY"]
+    token = None
+    if callback_signature_ok(secret, token_id, signature):
+        token = lifecycle.find_token(token_id)
+    if token is None:
+        raise ApiError(404, "token: not found (the URL is not valid)")
+    return token
+
+
+def _completion_response(token: Token, output: str | None, record: lifecycle.CompletionRecord):
+    now = utcnow()
+    applied = lifecycle.complete_token(token.pk, output, record, now)
+    if applied:
+        status = COMPLETED
+    else:
+        db.session.refresh(token)  # someone else decided it: report what they decided
+        status = lifecycle.effective_status(token, now)
+    return jsonify(success=True, applied=applied, status=status)
+
+
+def _project_token(token_id: str) -> Token:
+    token = lifecycle.find_token(token_id, g.project_id)
+    if token is None:
+        raise ApiError(404, "token: not found")
+    return token
+
+
+def to_json_text(value) -> str:
+    """Compact JSON, as JSON.stringify writes it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _client() -> dict:
+    return {
+        "ip": request.remote_addr,
+        "user_agent": (request.user_agent.string or None) and request.user_agent.string[:512],
+    }

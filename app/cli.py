@@ -1,0 +1,171 @@
+"""The ``waitpoint`` command: a Flask CLI group over the app.
+
+``waitpoint serve``, ``setup``, ``keys create|list|revoke``, ``expire`` and the
+Flask-Migrate ``db`` group (``waitpoint db upgrade``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import upgrade
+from sqlalchemy import func, select, text
+
+from .config import ConfigError
+from .credentials import hash_api_key, new_api_key, visible_prefix
+from .extensions import db
+from .models import ApiKey, Project
+from .timeutil import isoformat, utcnow
+
+# Any fixed number: every process that migrates PostgreSQL takes this advisory lock.
+_MIGRATION_LOCK = 7_310_226_001
+
+
+def migrate_database() -> None:
+    """``alembic upgrade head``, one process at a time on PostgreSQL."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            try:
+                upgrade()
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+    else:
+        upgrade()
+
+
+def create_api_key(project_name: str) -> str:
+    project = db.session.execute(
+        select(Project).where(Project.name == project_name)
+    ).scalar_one_or_none()
+    now = utcnow()
+    if project is None:
+        project = Project(name=project_name, created_at=now)
+        db.session.add(project)
+    key = new_api_key()
+    db.session.add(
+        ApiKey(project=project, prefix=visible_prefix(key), key_hash=hash_api_key(key),
+               created_at=now)
+    )
+    db.session.commit()
+    return key
+
+
+def _project_name(value: str) -> str:
+    name = value.strip()
+    if not 1 <= len(name) <= 100:
+        raise click.BadParameter("must be 1..100 characters", param_hint="--project")
+    return name
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@with_appcontext
+def serve_command(host: str, port: int) -> None:
+    """Migrate the database, then serve with gunicorn and the timeout scheduler."""
+    from .serve import run
+
+    migrate_database()
+    db.engine.dispose()  # the workers open their own connections
+    click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
+    run(host, port)
+
+
+@click.command("setup")
+@with_appcontext
+def setup_command() -> None:
+    """Migrate the database; print a first API key if there is none."""
+    migrate_database()
+    if db.session.scalar(select(func.count()).select_from(ApiKey)) == 0:
+        key = create_api_key("default")
+        click.echo("Created project 'default' and its first API key (shown only once):")
+        click.echo(key)
+
+
+@click.command("expire")
+@with_appcontext
+def expire_command() -> None:
+    """Run one timeout sweep now and print how many tokens it timed out."""
+    from .lifecycle import expire_due
+
+    click.echo(expire_due(utcnow(), current_app.config["WAITPOINT_SWEEP_BATCH"]))
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage API keys."""
+
+
+@keys_group.command("create")
+@click.option("--project", "project_name", required=True, help="Project name (created if new).")
+@with_appcontext
+def keys_create(project_name: str) -> None:
+    """Create an API key; the key is printed once, as the last line."""
+    key = create_api_key(_project_name(project_name))
+    click.echo(f"API key for project {project_name!r} (store it now; it is shown only once):")
+    click.echo(key)
+
+
+@keys_group.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """List API keys by their visible prefix."""
+    rows = db.session.execute(
+        select(ApiKey.id, ApiKey.prefix, Project.name, ApiKey.created_at, ApiKey.revoked_at)
+        .join(Project)
+        .order_by(ApiKey.id)
+    ).all()
+    if not rows:
+        click.echo("no API keys")
+    for row in rows:
+        state = f"revoked {isoformat(row.revoked_at)}" if row.revoked_at else "active"
+        click.echo(f"{row.id}\t{row.prefix}…\t{row.name}\t{isoformat(row.created_at)}\t{state}")
+
+
+@keys_group.command("revoke")
+@click.argument("key")
+@with_appcontext
+def keys_revoke(key: str) -> None:
+    """Revoke a key, named by its id, its visible prefix or the whole key."""
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
+    if key.isdigit():
+        query = query.where(ApiKey.id == int(key))
+    elif key.startswith("wp_") and len(key) > 20:
+        query = query.where(ApiKey.key_hash == hash_api_key(key))
+    else:
+        query = query.where(ApiKey.prefix == key.rstrip("…"))
+    matches = db.session.execute(query).scalars().all()
+    if len(matches) != 1:
+        raise click.ClickException(
+            f"{len(matches)} active keys match {key!r}; name exactly one (see 'keys list')"
+        )
+    matches[0].revoked_at = utcnow()
+    db.session.commit()
+    click.echo(f"revoked {matches[0].prefix}…")
+
+
+def register(app: Flask) -> None:
+    for command in (serve_command, setup_command, expire_command, keys_group):
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from . import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+cli = FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+                 help="Waitpoint: human-in-the-loop approval tokens.")
+
+
+def main() -> None:
+    cli.main(prog_name="waitpoint")

@@ -1,0 +1,141 @@
+"""Configuration read from the environment.
+
+Every value goes through a small strict helper: a malformed value stops start-up
+with a ``ConfigError`` naming the variable, instead of being silently replaced by
+a default. Layering follows flaskr: these defaults, then ``instance/config.py``
+(if present), then the mapping a test passes to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(RuntimeError):
+    """A configuration value is missing or malformed; the message names it."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(environ: dict, name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of on/off, true/false, 1/0 (got {raw!r})")
+
+
+def env_int(environ: dict, name: str, default: int, *, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer (got {raw!r})") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum} (got {value})")
+    return value
+
+
+def env_float(environ: dict, name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number (got {raw!r})") from None
+    if not value >= minimum:  # also rejects NaN
+        raise ConfigError(f"{name} must be at least {minimum} (got {raw!r})")
+    return value
+
+
+def env_public_url(environ: dict, name: str) -> str | None:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an absolute http(s) URL (got {raw!r})")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not have a query or fragment (got {raw!r})")
+    return raw.strip().rstrip("/")
+
+
+def env_database_url(environ: dict, name: str, default: str) -> str:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    url = raw.strip()
+    scheme = url.split(":", 1)[0]
+    # Accept the short forms operators paste from their provider, but always
+    # drive PostgreSQL through psycopg 3.
+    if scheme in ("postgres", "postgresql"):
+        url = "postgresql+psycopg" + url[len(scheme) :]
+    elif scheme not in ("sqlite", "postgresql+psycopg"):
+        raise ConfigError(
+            f"{name} must be a sqlite:/// or postgresql+psycopg:// URL (got scheme {scheme!r})"
+        )
+    return url
+
+
+def _development_secret(instance_path: Path) -> str:
+    """A per-installation secret kept in ``instance/``, created on first run."""
+    path = instance_path / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
+    """Build the configuration mapping from ``environ`` (default: ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    env_name = environ.get("WAITPOINT_ENV", "development").strip().lower()
+    if env_name not in ("development", "production"):
+        raise ConfigError(f"WAITPOINT_ENV must be development or production (got {env_name!r})")
+
+    secret = environ.get("SECRET_KEY", "").strip()
+    if not secret:
+        if env_name == "production":
+            raise ConfigError("SECRET_KEY must be set when WAITPOINT_ENV=production")
+        secret = _development_secret(instance_path)
+    elif len(secret) < 16:
+        raise ConfigError("SECRET_KEY must be at least 16 characters long")
+
+    public_url = env_public_url(environ, "WAITPOINT_PUBLIC_URL")
+    return {
+        "WAITPOINT_ENV": env_name,
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": env_database_url(
+            environ, "DATABASE_URL", f"sqlite:///{instance_path / 'waitpoint.db'}"
+        ),
+        "WAITPOINT_PUBLIC_URL": public_url,
+        "WAITPOINT_SCHEDULER": env_bool(environ, "WAITPOINT_SCHEDULER", True),
+        "WAITPOINT_SWEEP_INTERVAL": env_float(
+            environ, "WAITPOINT_SWEEP_INTERVAL", 0.5, minimum=0.05
+        ),
+        "WAITPOINT_SWEEP_BATCH": env_int(environ, "WAITPOINT_SWEEP_BATCH", 1000, minimum=1),
+        "WAITPOINT_CREATE_MAX_BYTES": env_int(
+            environ, "WAITPOINT_CREATE_MAX_BYTES", 64 * 1024, minimum=1024
+        ),
+        "WAITPOINT_COMPLETE_MAX_BYTES": env_int(
+            environ, "WAITPOINT_COMPLETE_MAX_BYTES", 1024 * 1024, minimum=1024
+        ),
+        "SESSION_COOKIE_SECURE": bool(public_url and public_url.startswith("https://")),
+    }

@@ -1,0 +1,52 @@
+"""API keys and callback-URL signatures.
+
+API keys are random, prefixed (``wp_``), stored only as SHA-256 hashes and
+compared in constant time. Callback URLs carry an HMAC of the token id keyed by a
+secret derived from ``SECRET_KEY`` (never an API key), so they need no storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets as _random
+from functools import lru_cache
+
+KEY_PREFIX = "wp_"
+VISIBLE_CHARS = 11  # "wp_" and 8 random characters: enough to recognise, useless to guess
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + _random.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def visible_prefix(key: str) -> str:
+    return key[:VISIBLE_CHARS]
+
+
+def same_digest(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+@lru_cache(maxsize=4)
+def _callback_key(secret_key: str) -> bytes:
+    # A key of its own, so that a callback signature can never double as a session signature.
+    return hmac.new(secret_key.encode(), b"waitpoint callback url v1", hashlib.sha256).digest()
+
+
+def callback_signature(secret_key: str, token_id: str) -> str:
+    return hmac.new(_callback_key(secret_key), token_id.encode(), hashlib.sha256).hexdigest()
+
+
+def callback_signature_ok(secret_key: str, token_id: str, signature: str) -> bool:
+    return same_digest(callback_signature(secret_key, token_id), signature)
+
+
+def new_public_id() -> str:
+    """25 lowercase letters and digits (about 129 bits), like trigger.dev's friendly ids."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(_random.choice(alphabet) for _ in range(25))

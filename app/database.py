@@ -1,0 +1,52 @@
+"""Engine set-up: SQLite tuned for a server, and explicit write transactions.
+
+SQLite's default ("deferred") transactions take the write lock only at the first
+write; two requests that both read and then write then fail with "database is
+locked" instead of waiting. Service functions that write therefore open their
+transaction with ``write_transaction()``, which on SQLite begins it IMMEDIATE, so
+writers queue on the busy timeout and the conditional UPDATEs see fresh rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE = "waitpoint_write"
+
+
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):
+        # Let SQLAlchemy emit BEGIN itself (see _sqlite_begin) instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # FULL: a commit that returned is on disk, even after a power cut.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection):
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def write_transaction() -> None:
+    """Start the session's transaction as a writing one.
+
+    A read-only transaction already open (say, the API key lookup) is ended first,
+    since SQLite cannot upgrade it to IMMEDIATE.
+    """
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={_WRITE: True})

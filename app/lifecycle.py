@@ -1,0 +1,237 @@
+"""The token lifecycle: the only module that creates tokens or changes their status.
+
+``WAITING`` -> ``COMPLETED`` | ``TIMED_OUT``, both final. Every transition is a
+single conditional UPDATE on ``status = 'WAITING'``; a row count of 0 means that
+someone else decided first, so any number of concurrent completions and sweeps,
+in any number of processes, leave exactly one outcome. Each function commits
+once, at its end, and takes ``now`` so that tests can move time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .credentials import new_public_id
+from .database import write_transaction
+from .extensions import db
+from .models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
+from .timeutil import isoformat
+
+ID_PREFIX = "waitpoint_"
+_NO_SYNC = {"synchronize_session": False}
+
+
+def public_id_of(token: Token) -> str:
+    return ID_PREFIX + token.public_id
+
+
+def effective_status(token: Token, now: datetime) -> str:
+    """The status to report: past its deadline a token is timed out, swept or not."""
+    if token.status == WAITING and token.timeout_at is not None and token.timeout_at <= now:
+        return TIMED_OUT
+    return token.status
+
+
+def timeout_output(token: Token) -> str:
+    message = f"Waitpoint timed out at {isoformat(token.timeout_at)}"
+    return json.dumps({"code": "WAITPOINT_TIMEOUT", "message": message}, separators=(",", ":"))
+
+
+def idempotency_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """What a create request asks for, already validated."""
+
+    timeout_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    idempotency_ttl: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    """Who completes a token, stored with the completion if this request decides it."""
+
+    source: str
+    actor: str | None = None
+    comment: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Token, bool]:
+    """Create a token, or return the live one with the same idempotency key.
+
+    Returns ``(token, is_cached)``. Two concurrent creates with one key meet at the
+    primary key of ``idempotency_keys``: the loser rolls back and returns the winner's.
+    """
+    key_hash = idempotency_hash(new.idempotency_key) if new.idempotency_key else None
+    for _attempt in range(3):
+        write_transaction()
+        if key_hash is not None:
+            cached = _live_idempotent_token(project_id, key_hash, now)
+            if cached is not None:
+                db.session.commit()
+                return cached, True
+        token = _insert_token(project_id, new, key_hash, now)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            continue  # another request took the key first: read its token
+        return token, False
+    raise RuntimeError("idempotency key kept changing hands; giving up after 3 attempts")
+
+
+def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Token | None:
+    row = db.session.execute(
+        select(IdempotencyKey.token_pk, IdempotencyKey.expires_at).where(
+            IdempotencyKey.project_id == project_id, IdempotencyKey.key_hash == key_hash
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.expires_at is None or row.expires_at > now:
+        return db.session.get(Token, row.token_pk)
+    # Expired: free the key so that this request can take it.
+    db.session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.project_id == project_id,
+            IdempotencyKey.key_hash == key_hash,
+            IdempotencyKey.expires_at <= now,
+        )
+    )
+    return None
+
+
+def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: datetime) -> Token:
+    key_expires_at = now + new.idempotency_ttl if new.idempotency_ttl and key_hash else None
+    token = Token(
+        public_id=new_public_id(),
+        project_id=project_id,
+        status=WAITING,
+        created_at=now,
+        timeout_at=new.timeout_at,
+        idempotency_key=new.idempotency_key,
+        idempotency_key_hash=key_hash,
+        idempotency_key_expires_at=key_expires_at,
+        tags_json=json.dumps(list(new.tags)),
+    )
+    db.session.add(token)
+    db.session.flush()  # assigns token.pk
+    db.session.add_all(
+        TokenTag(
+            token_pk=token.pk,
+            tag=tag,
+            project_id=project_id,
+            status=WAITING,
+            timeout_at=new.timeout_at,
+        )
+        for tag in new.tags
+    )
+    if key_hash is not None:
+        db.session.add(
+            IdempotencyKey(
+                project_id=project_id,
+                key_hash=key_hash,
+                token_pk=token.pk,
+                expires_at=key_expires_at,
+            )
+        )
+    return token
+
+
+def find_token(public_id: str, project_id: int | None = None) -> Token | None:
+    """The token with this public id (``waitpoint_...``), within a project if one is given."""
+    if not public_id.startswith(ID_PREFIX):
+        return None
+    query = select(Token).where(Token.public_id == public_id[len(ID_PREFIX) :])
+    if project_id is not None:
+        query = query.where(Token.project_id == project_id)
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def complete_token(
+    token_pk: int, output: str | None, record: CompletionRecord, now: datetime
+) -> bool:
+    """Complete a waiting token with ``output`` (JSON text). True if this call decided it."""
+    write_transaction()
+    decided = db.session.execute(
+        update(Token)
+        .where(
+            Token.pk == token_pk,
+            Token.status == WAITING,
+            or_(Token.timeout_at.is_(None), Token.timeout_at > now),
+        )
+        .values(status=COMPLETED, output=output, finished_at=now)
+        .execution_options(**_NO_SYNC)
+    ).rowcount
+    if decided == 1:
+        _copy_status_to_tags([token_pk], COMPLETED)
+        db.session.add(
+            Completion(
+                token_pk=token_pk,
+                source=record.source,
+                actor=record.actor,
+                comment=record.comment,
+                ip=record.ip,
+                user_agent=record.user_agent,
+                created_at=now,
+            )
+        )
+    db.session.commit()
+    return decided == 1
+
+
+def expire_due(now: datetime, batch_size: int = 1000) -> int:
+    """Store ``TIMED_OUT`` for every waiting token whose deadline has passed.
+
+    Works in batches of ``batch_size``, each its own short transaction, and is safe
+    to run in several processes at once (PostgreSQL: SKIP LOCKED; SQLite: one writer).
+    Returns how many tokens this call timed out.
+    """
+    total = 0
+    while True:
+        write_transaction()
+        due = (
+            select(Token.pk)
+            .where(Token.status == WAITING, Token.timeout_at <= now)
+            .order_by(Token.timeout_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        expired = (
+            db.session.execute(
+                update(Token)
+                .where(Token.pk.in_(due.scalar_subquery()), Token.status == WAITING)
+                .values(status=TIMED_OUT, finished_at=now)
+                .returning(Token.pk)
+                .execution_options(**_NO_SYNC)
+            )
+            .scalars()
+            .all()
+        )
+        if expired:
+            _copy_status_to_tags(expired, TIMED_OUT)
+        db.session.commit()
+        total += len(expired)
+        if len(expired) < batch_size:
+            return total
+
+
+def _copy_status_to_tags(token_pks: list[int], status: str) -> None:
+    db.session.execute(
+        update(TokenTag)
+        .where(TokenTag.token_pk.in_(token_pks))
+        .values(status=status)
+        .execution_options(**_NO_SYNC)
+    )

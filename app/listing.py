@@ -1,0 +1,159 @@
+"""Reading tokens for lists: filters, effective status and cursor pagination.
+
+Newest first by the surrogate key ``pk``. A cursor is the ``pk`` of the last (or
+first) row of a page, encoded so that clients treat it as opaque. Tag filters
+are answered from ``token_tags`` with one index range scan per tag (status and
+deadline are copied there), merged, and only then joined to ``tokens``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, union
+
+from .extensions import db
+from .models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"t{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor("is not a valid cursor") from None
+    if not raw.startswith("t") or not raw[1:].isdigit() or len(raw) > 20:
+        raise BadCursor("is not a valid cursor")
+    return int(raw[1:])
+
+
+@dataclass(frozen=True)
+class TokenFilter:
+    statuses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    idempotency_key_hash: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass
+class Page:
+    tokens: list[Token] = field(default_factory=list)
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+def status_condition(columns, statuses: tuple[str, ...], now: datetime):
+    """Effective-status filter on a table with ``status`` and ``timeout_at`` columns."""
+    overdue = and_(columns.status == WAITING, columns.timeout_at <= now)
+    parts = []
+    for status in statuses:
+        if status == WAITING:
+            parts.append(
+                and_(
+                    columns.status == WAITING,
+                    or_(columns.timeout_at.is_(None), columns.timeout_at > now),
+                )
+            )
+        elif status == TIMED_OUT:
+            parts.append(or_(columns.status == TIMED_OUT, overdue))
+        elif status == COMPLETED:
+            parts.append(columns.status == COMPLETED)
+    return or_(*parts)
+
+
+def list_tokens(
+    project_id: int,
+    flt: TokenFilter,
+    now: datetime,
+    size: int,
+    after: int | None = None,
+    before: int | None = None,
+) -> Page:
+    backwards = before is not None
+    order = Token.pk.asc() if backwards else Token.pk.desc()
+    if flt.tags and not _has_row_filters(flt):
+        # The hot path (status + tags): the newest size+1 pks per tag, from the index.
+        query = select(Token).where(
+            Token.pk.in_(_tag_candidates(project_id, flt, now, size + 1, after, before))
+        )
+    else:
+        query = _filtered(project_id, flt, now, after, before)
+    rows = list(db.session.execute(query.order_by(order).limit(size + 1)).scalars())
+
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    page = Page(tokens=rows)
+    if rows:
+        # Going back, older rows exist (the cursor's own); going forward, newer ones do.
+        if more or backwards:
+            page.next_cursor = encode_cursor(rows[-1].pk)
+        if (more and backwards) or after is not None:
+            page.previous_cursor = encode_cursor(rows[0].pk)
+    return page
+
+
+def _has_row_filters(flt: TokenFilter) -> bool:
+    return (
+        flt.idempotency_key_hash is not None
+        or flt.created_from is not None
+        or flt.created_to is not None
+    )
+
+
+def _window(pk_column, after: int | None, before: int | None) -> list:
+    if after is not None:
+        return [pk_column < after]
+    if before is not None:
+        return [pk_column > before]
+    return []
+
+
+def _filtered(project_id, flt, now, after, before):
+    query = select(Token).where(Token.project_id == project_id, *_window(Token.pk, after, before))
+    if flt.tags:
+        query = query.where(
+            Token.pk.in_(
+                select(TokenTag.token_pk).where(
+                    TokenTag.project_id == project_id, TokenTag.tag.in_(flt.tags)
+                )
+            )
+        )
+    if flt.statuses:
+        query = query.where(status_condition(Token, flt.statuses, now))
+    if flt.idempotency_key_hash is not None:
+        query = query.where(Token.idempotency_key_hash == flt.idempotency_key_hash)
+    if flt.created_from is not None:
+        query = query.where(Token.created_at >= flt.created_from)
+    if flt.created_to is not None:
+        query = query.where(Token.created_at <= flt.created_to)
+    return query
+
+
+def _tag_candidates(project_id, flt, now, limit, after, before):
+    """The first ``limit`` token pks of each tag inside the window, merged."""
+    order = TokenTag.token_pk.asc() if before is not None else TokenTag.token_pk.desc()
+    per_tag = []
+    for tag in flt.tags:
+        query = select(TokenTag.token_pk).where(
+            TokenTag.project_id == project_id,
+            TokenTag.tag == tag,
+            *_window(TokenTag.token_pk, after, before),
+        )
+        if flt.statuses:
+            query = query.where(status_condition(TokenTag, flt.statuses, now))
+        per_tag.append(query.order_by(order).limit(limit).subquery().select())
+    merged = union(*per_tag) if len(per_tag) > 1 else per_tag[0]
+    return merged.scalar_subquery()

@@ -1,0 +1,163 @@
+"""Database tables (SQLAlchemy 2.0 declarative style).
+
+Tokens have an integer surrogate key ``pk`` that orders them newest-last and is
+what cursors and joins use; the public id (``waitpoint_<public_id>``) is random.
+Tags live in their own table with the token's status and deadline copied next to
+them, so that "status + tag, newest first" is a range scan of one index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+from .timeutil import as_utc
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigPK = BigInteger().with_variant(Integer(), "sqlite")
+
+WAITING = "WAITING"
+COMPLETED = "COMPLETED"
+TIMED_OUT = "TIMED_OUT"
+STATUSES = (WAITING, COMPLETED, TIMED_OUT)
+
+
+class UTCDateTime(TypeDecorator):
+    """``timestamptz`` on PostgreSQL; naive UTC text on SQLite; aware UTC in Python."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else as_utc(value)
+
+
+class Project(db.Model):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="project")
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # The first characters of the key, shown in listings so a key can be recognised.
+    prefix: Mapped[str] = mapped_column(String(16))
+    # SHA-256 of the whole key (hex). The key itself is never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    project: Mapped[Project] = relationship(back_populates="api_keys")
+
+
+class Token(db.Model):
+    __tablename__ = "tokens"
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=WAITING)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    timeout_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the final status was stored (for a sweep: the sweep's time, not the deadline).
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    idempotency_key_hash: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The tags in the order given (JSON array text); ``token_tags`` is for searching.
+    tags_json: Mapped[str] = mapped_column(Text, default="[]")
+    # The completion's output serialized as JSON text, exactly as returned on the wire.
+    output: Mapped[str | None] = mapped_column(Text)
+
+    completion: Mapped[Completion | None] = relationship(back_populates="token", uselist=False)
+
+    __table_args__ = (
+        Index("ix_tokens_project_status_pk", "project_id", "status", "pk"),
+        Index("ix_tokens_project_idempotency", "project_id", "idempotency_key_hash"),
+        # The sweep's work queue: only tokens still waiting, by deadline.
+        Index(
+            "ix_tokens_waiting_deadline",
+            "timeout_at",
+            sqlite_where=text("status = 'WAITING' AND timeout_at IS NOT NULL"),
+            postgresql_where=text("status = 'WAITING' AND timeout_at IS NOT NULL"),
+        ),
+    )
+
+
+class TokenTag(db.Model):
+    __tablename__ = "token_tags"
+
+    token_pk: Mapped[int] = mapped_column(
+        ForeignKey("tokens.pk", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    # Copies of the token's columns, kept in step by the lifecycle module.
+    status: Mapped[str] = mapped_column(String(16))
+    timeout_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_token_tags_project_tag_status_pk", "project_id", "tag", "status", "token_pk"),
+    )
+
+
+class IdempotencyKey(db.Model):
+    """The live idempotency keys of a project: the primary key makes them unique."""
+
+    __tablename__ = "idempotency_keys"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Completion(db.Model):
+    """Who or what completed a token, written by the one request that did."""
+
+    __tablename__ = "completions"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    token_pk: Mapped[int] = mapped_column(
+        ForeignKey("tokens.pk", ondelete="CASCADE"), unique=True
+    )
+    # api (API key), callback (the URL's JSON POST); later: page, dashboard.
+    source: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(320))
+    comment: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    token: Mapped[Token] = relationship(back_populates="completion")

@@ -1,0 +1,49 @@
+"""The background sweep: an APScheduler job that times out due tokens.
+
+Every server process runs its own scheduler (``waitpoint serve`` starts one per
+gunicorn worker); ``expire_due`` is safe to run in several at once, so there is
+no leader to elect and no single point of failure. The first sweep runs at start,
+so tokens that fell due while the server was down are timed out at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from .extensions import db
+from .lifecycle import expire_due
+from .timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(app: Flask) -> int:
+    """One sweep inside an app context (scheduler threads have none of their own)."""
+    with app.app_context():
+        try:
+            count = expire_due(utcnow(), app.config["WAITPOINT_SWEEP_BATCH"])
+        finally:
+            db.session.remove()
+    if count:
+        log.info("timed out %d token(s)", count)
+    return count
+
+
+def start_scheduler(app: Flask) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC", daemon=True)
+    scheduler.add_job(
+        sweep_once,
+        "interval",
+        args=[app],
+        seconds=app.config["WAITPOINT_SWEEP_INTERVAL"],
+        id="expire_due",
+        next_run_time=utcnow(),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.start()
+    return scheduler

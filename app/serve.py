@@ -1,0 +1,54 @@
+"""``waitpoint serve``: gunicorn with the app factory and the timeout scheduler.
+
+Workers are gthread: blocking I/O (database calls) releases the GIL, and threads
+keep memory low. Each worker builds its own app (no ``--preload``), so no
+database connection is ever shared across a fork, and starts its own scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gunicorn.app.base import BaseApplication
+
+from .config import env_bool, env_int
+
+
+class WaitpointServer(BaseApplication):
+    def __init__(self, options: dict):
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from . import create_app
+        from .scheduler import start_scheduler
+
+        app = create_app()
+        if app.config["WAITPOINT_SCHEDULER"]:
+            app.extensions["waitpoint_scheduler"] = start_scheduler(app)
+        return app
+
+
+def server_options(host: str, port: int, environ: dict | None = None) -> dict:
+    environ = os.environ if environ is None else environ
+    return {
+        "bind": f"{host}:{port}",
+        "worker_class": "gthread",
+        "workers": env_int(environ, "WAITPOINT_WORKERS", 2, minimum=1),
+        "threads": env_int(environ, "WAITPOINT_THREADS", 16, minimum=1),
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "accesslog": "-" if env_bool(environ, "WAITPOINT_ACCESS_LOG", False) else None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "waitpoint",
+    }
+
+
+def run(host: str, port: int) -> None:
+    WaitpointServer(server_options(host, port)).run()

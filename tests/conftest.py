@@ -1,0 +1,125 @@
+"""Fixtures around the real app factory, on SQLite or (with WAITPOINT_TEST_DATABASE_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from app.cli import create_api_key
+from app.extensions import db
+
+from .support import SECRET, create_database, drop_database, on_postgresql
+
+
+def make_app(database_url: str, **config):
+    environ = {"SECRET_KEY": SECRET, "DATABASE_URL": database_url}
+    return create_app({"TESTING": True, **config}, environ=environ)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory):
+    """One migrated database per session: a template file (SQLite) or a database (PostgreSQL)."""
+    url = create_database(tmp_path_factory.mktemp("template"))
+    app = make_app(url)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def database_url(migrated_database, tmp_path):
+    if on_postgresql():
+        yield migrated_database
+        _truncate_all(migrated_database)
+    else:
+        path = tmp_path / "waitpoint.db"
+        shutil.copyfile(migrated_database.removeprefix("sqlite:///"), path)
+        yield f"sqlite:///{path}"
+
+
+def _truncate_all(url: str) -> None:
+    app = make_app(url)
+    with app.app_context():
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    app = make_app(database_url, WTF_CSRF_ENABLED=False)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def _key(app, project: str) -> str:
+    with app.app_context():
+        return create_api_key(project)
+
+
+@pytest.fixture
+def api_key(app):
+    return _key(app, "alpha")
+
+
+@pytest.fixture
+def other_key(app):
+    return _key(app, "beta")
+
+
+class Api:
+    """The test client with an API key: ``api.post(path, json=...)``."""
+
+    def __init__(self, client, key: str):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def __getattr__(self, method):
+        call = getattr(self.client, method)
+
+        def request(path, **kwargs):
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            return call(path, headers=headers, **kwargs)
+
+        return request
+
+    def create(self, **body):
+        response = self.client.post(TOKENS, json=body, headers=self.headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def retrieve(self, token_id: str) -> dict:
+        response = self.client.get(f"{TOKENS}/{token_id}", headers=self.headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+
+TOKENS = "/api/v1/waitpoints/tokens"
+
+
+@pytest.fixture
+def api(client, api_key):
+    return Api(client, api_key)
+
+
+@pytest.fixture
+def other_api(client, other_key):
+    return Api(client, other_key)

@@ -1,0 +1,131 @@
+"""Test helpers: throwaway databases and real server processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+# Set by .ci/run (and by hand) to run the whole suite on PostgreSQL.
+PG_URL = os.environ.get("WAITPOINT_TEST_DATABASE_URL", "").strip() or None
+SECRET = "test-secret-key-with-enough-length"
+
+
+def on_postgresql() -> bool:
+    return PG_URL is not None
+
+
+def _pg_admin_dsn() -> str:
+    url = make_url(PG_URL).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def create_database(tmp_dir: Path) -> str:
+    """A new, empty database: a file under ``tmp_dir``, or a PostgreSQL database."""
+    if not on_postgresql():
+        return f"sqlite:///{tmp_dir / f'waitpoint-{uuid.uuid4().hex[:8]}.db'}"
+    name = f"waitpoint_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    name = make_url(url).database
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def waitpoint_command() -> list[str]:
+    exe = Path(sys.executable).with_name("waitpoint")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "app.cli"]
+
+
+def server_env(database_url: str, **extra: str) -> dict:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("WAITPOINT_", "DATABASE_URL"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET,
+        WAITPOINT_SWEEP_INTERVAL="0.2",
+        WAITPOINT_WORKERS="2",
+    )
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """``waitpoint serve`` on a free port, as an operator would run it."""
+
+    def __init__(self, database_url: str, log_dir: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = server_env(database_url, **env)
+        self.log_path = log_dir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the process)
+        self.proc = subprocess.Popen(
+            [*waitpoint_command(), "serve", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*waitpoint_command(), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+    def new_key(self, project: str = "default") -> str:
+        return self.cli("keys", "create", "--project", project).stdout.strip().splitlines()[-1]
