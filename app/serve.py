@@ -7,6 +7,7 @@ database connection is ever shared across a fork, and starts its own scheduler.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from gunicorn.app.base import BaseApplication
@@ -28,9 +29,17 @@ class WaitpointServer(BaseApplication):
         from .scheduler import start_scheduler
 
         app = create_app()
+        _log_through_gunicorn(app)
         if app.config["WAITPOINT_SCHEDULER"]:
             app.extensions["waitpoint_scheduler"] = start_scheduler(app)
         return app
+
+
+def _log_through_gunicorn(app) -> None:
+    """Send the app's log records (sweeps, unexpected errors) to gunicorn's error log."""
+    app.logger.handlers = logging.getLogger("gunicorn.error").handlers
+    app.logger.setLevel(logging.INFO)
+    app.logger.propagate = False
 
 
 def server_options(host: str, port: int, environ: dict | None = None) -> dict:
@@ -47,6 +56,9 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "waitpoint",
+        # gunicorn's control socket has one fixed path per user; several servers
+        # on one host (or a test suite) would fight over it, and nothing here uses it.
+        "control_socket_disable": True,
     }
 
 

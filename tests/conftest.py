@@ -123,3 +123,21 @@ def api(client, api_key):
 @pytest.fixture
 def other_api(client, other_key):
     return Api(client, other_key)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """A real ``waitpoint serve`` process (2 gunicorn workers, schedulers on)."""
+    from .support import ServerProcess
+
+    tmp = tmp_path_factory.mktemp("live")
+    url = create_database(tmp)
+    server = ServerProcess(url, tmp).start()
+    yield server
+    server.stop()
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def live_key(live_server):
+    return live_server.new_key("live")

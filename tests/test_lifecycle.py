@@ -1,0 +1,98 @@
+"""The lifecycle module: the sweep, idempotency expiry, statuses copied to tags."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app import lifecycle
+from app.extensions import db
+from app.models import TokenTag
+from app.timeutil import utcnow
+
+NOW = utcnow()
+
+
+def make(project_id=1, **kwargs):
+    token, _ = lifecycle.create_token(project_id, lifecycle.NewToken(**kwargs), NOW)
+    return token
+
+
+def stored_status(token):
+    db.session.expire_all()
+    return db.session.get(type(token), token.pk).status
+
+
+def tag_statuses(token):
+    return set(
+        db.session.execute(select(TokenTag.status).where(TokenTag.token_pk == token.pk)).scalars()
+    )
+
+
+def test_the_sweep_times_out_only_due_tokens(app, api_key):
+    with app.app_context():
+        due = make(timeout_at=NOW + timedelta(seconds=1), tags=("a", "b"))
+        later = make(timeout_at=NOW + timedelta(hours=1))
+        forever = make()
+        assert lifecycle.expire_due(NOW) == 0
+        assert lifecycle.expire_due(NOW + timedelta(seconds=1)) == 1
+        assert stored_status(due) == "TIMED_OUT"
+        assert tag_statuses(due) == {"TIMED_OUT"}
+        assert stored_status(later) == stored_status(forever) == "WAITING"
+        assert lifecycle.expire_due(NOW + timedelta(seconds=2)) == 0  # nothing twice
+
+
+def test_the_sweep_works_in_batches(app, api_key):
+    with app.app_context():
+        tokens = [make(timeout_at=NOW + timedelta(seconds=i % 3 + 1)) for i in range(25)]
+        assert lifecycle.expire_due(NOW + timedelta(seconds=5), batch_size=4) == 25
+        assert {stored_status(t) for t in tokens} == {"TIMED_OUT"}
+
+
+def test_completion_copies_the_status_to_tags_and_records_the_source(app, api_key):
+    with app.app_context():
+        token = make(tags=("x",))
+        record = lifecycle.CompletionRecord(source="api", actor="wp_abc", ip="127.0.0.1")
+        assert lifecycle.complete_token(token.pk, '{"a":1}', record, NOW) is True
+        assert lifecycle.complete_token(token.pk, '{"a":2}', record, NOW) is False
+        assert tag_statuses(token) == {"COMPLETED"}
+        db.session.expire_all()
+        reloaded = lifecycle.find_token(lifecycle.public_id_of(token))
+        assert reloaded.output == '{"a":1}'
+        assert (reloaded.completion.source, reloaded.completion.actor) == ("api", "wp_abc")
+
+
+def test_an_expired_idempotency_key_makes_a_new_token(app, api_key):
+    with app.app_context():
+        new = lifecycle.NewToken(idempotency_key="k", idempotency_ttl=timedelta(minutes=5))
+        first, cached = lifecycle.create_token(1, new, NOW)
+        assert cached is False
+        again, cached = lifecycle.create_token(1, new, NOW + timedelta(minutes=4))
+        assert (again.pk, cached) == (first.pk, True)
+        fresh, cached = lifecycle.create_token(1, new, NOW + timedelta(minutes=5))
+        assert cached is False and fresh.pk != first.pk
+        # The old token keeps its key for display; the new one owns it now.
+        assert lifecycle.find_token(lifecycle.public_id_of(first)).idempotency_key == "k"
+        latest, cached = lifecycle.create_token(1, new, NOW + timedelta(minutes=6))
+        assert (latest.pk, cached) == (fresh.pk, True)
+
+
+def test_effective_status_never_reports_an_overdue_token_as_waiting(app, api_key):
+    with app.app_context():
+        token = make(timeout_at=NOW + timedelta(seconds=10))
+        assert lifecycle.effective_status(token, NOW + timedelta(seconds=9)) == "WAITING"
+        assert lifecycle.effective_status(token, NOW + timedelta(seconds=10)) == "TIMED_OUT"
+        assert stored_status(token) == "WAITING"
+
+
+def test_the_expire_command_prints_the_count(app, runner, api_key):
+    with app.app_context():
+        make(timeout_at=NOW + timedelta(milliseconds=1))
+        make(timeout_at=NOW + timedelta(milliseconds=2))
+        make(timeout_at=NOW + timedelta(days=1))
+    import time
+
+    time.sleep(0.01)
+    result = runner.invoke(args=["expire"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "2"
+    assert runner.invoke(args=["expire"]).output.strip() == "0"
