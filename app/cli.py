@@ -47,8 +47,9 @@ def create_api_key(project_name: str) -> str:
         db.session.add(project)
     key = new_api_key()
     db.session.add(
-        ApiKey(project=project, prefix=visible_prefix(key), key_hash=hash_api_key(key),
-               created_at=now)
+        ApiKey(
+            project=project, prefix=visible_prefix(key), key_hash=hash_api_key(key), created_at=now
+        )
     )
     db.session.commit()
     return key
@@ -163,8 +164,12 @@ def _create_app():
         sys.exit(2)
 
 
-cli = FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
-                 help="Waitpoint: human-in-the-loop approval tokens.")
+cli = FlaskGroup(
+    create_app=_create_app,
+    add_version_option=False,
+    load_dotenv=False,
+    help="Waitpoint: human-in-the-loop approval tokens.",
+)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -149,9 +148,7 @@ class Completion(db.Model):
     __tablename__ = "completions"
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
-    token_pk: Mapped[int] = mapped_column(
-        ForeignKey("tokens.pk", ondelete="CASCADE"), unique=True
-    )
+    token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"), unique=True)
     # api (API key), callback (the URL's JSON POST); later: page, dashboard.
     source: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(String(320))

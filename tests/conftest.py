@@ -1,4 +1,4 @@
-"""Fixtures around the real app factory, on SQLite or (with WAITPOINT_TEST_DATABASE_URL) PostgreSQL."""
+"""Fixtures around the real app factory, on SQLite or (WAITPOINT_TEST_DATABASE_URL) PostgreSQL."""
 
 from __future__ import annotations
 
@@ -53,11 +53,23 @@ def _truncate_all(url: str) -> None:
 
 
 @pytest.fixture
-def app(database_url):
-    app = make_app(database_url, WTF_CSRF_ENABLED=False)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app_factory(database_url):
+    """Builds more apps on the test's database (other settings); closes their pools after."""
+    made = []
+
+    def build(url: str | None = None, **config):
+        made.append(make_app(url or database_url, WTF_CSRF_ENABLED=False, **config))
+        return made[-1]
+
+    yield build
+    for built in made:
+        with built.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
 
 
 @pytest.fixture

@@ -60,9 +60,7 @@ def waitpoint_command() -> list[str]:
 
 
 def server_env(database_url: str, **extra: str) -> dict:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WAITPOINT_", "DATABASE_URL"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAITPOINT_", "DATABASE_URL"))}
     env.update(
         DATABASE_URL=database_url,
         SECRET_KEY=SECRET,

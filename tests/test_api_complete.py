@@ -95,8 +95,9 @@ def test_unknown_fields_in_a_completion_are_refused(api):
 def test_a_completion_over_the_limit_is_413(api):
     token = api.create()
     body = json.dumps({"data": "x" * (1024 * 1024)})
-    response = api.post(f"{TOKENS}/{token['id']}/complete", data=body,
-                        content_type="application/json")
+    response = api.post(
+        f"{TOKENS}/{token['id']}/complete", data=body, content_type="application/json"
+    )
     error_of(response, 413)
     assert api.retrieve(token["id"])["status"] == "WAITING"
 
@@ -143,16 +144,24 @@ def test_a_signature_for_one_token_does_not_open_another(api, client):
 
 def test_the_callback_records_who_completed(app, api, client):
     token = api.create()
-    client.post(callback_path(token), json={}, headers={"User-Agent": "approver-bot/1.0"},
-                environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    client.post(
+        callback_path(token),
+        json={},
+        headers={"User-Agent": "approver-bot/1.0"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
     with app.app_context():
         record = lifecycle.find_token(token["id"]).completion
         assert (record.source, record.ip, record.user_agent) == (
-            "callback", "203.0.113.9", "approver-bot/1.0")
+            "callback",
+            "203.0.113.9",
+            "approver-bot/1.0",
+        )
 
 
 def test_a_callback_body_over_the_limit_is_413(api, client):
     token = api.create()
-    response = client.post(callback_path(token), data=b"[" + b"1," * 600_000 + b"1]",
-                           content_type="application/json")
+    response = client.post(
+        callback_path(token), data=b"[" + b"1," * 600_000 + b"1]", content_type="application/json"
+    )
     error_of(response, 413)

@@ -34,10 +34,10 @@ def test_it_creates_a_token_with_an_empty_body(api, client):
         assert absent not in token
 
 
-def test_it_uses_the_public_url_for_callback_urls(database_url, api_key):
-    from .conftest import Api, make_app
+def test_it_uses_the_public_url_for_callback_urls(app_factory, api_key):
+    from .conftest import Api
 
-    app = make_app(database_url, WAITPOINT_PUBLIC_URL="https://approvals.example.com")
+    app = app_factory(WAITPOINT_PUBLIC_URL="https://approvals.example.com")
     token = Api(app.test_client(), api_key).create()
     assert token["url"].startswith("https://approvals.example.com/api/v1/waitpoints/tokens/")
 
@@ -146,7 +146,8 @@ def test_it_accepts_a_2048_character_idempotency_key(api):
 
 @pytest.mark.parametrize("ttl", ["1 hour", "0s", "", "1y", 3600])
 def test_it_rejects_a_bad_idempotency_key_ttl(api, ttl):
-    message = error_of(api.post(TOKENS, json={"idempotencyKey": "k", "idempotencyKeyTTL": ttl}), 400)
+    response = api.post(TOKENS, json={"idempotencyKey": "k", "idempotencyKeyTTL": ttl})
+    message = error_of(response, 400)
     assert message.startswith("idempotencyKeyTTL:")
 
 

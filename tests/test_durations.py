@@ -47,8 +47,11 @@ def test_a_duration_is_at_most_100_characters():
     assert parse_duration("1s" * 50) == timedelta(seconds=50)
 
 
-@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9000, 1, 1),
-                    timezones=st.just(UTC)))
+@given(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(9000, 1, 1), timezones=st.just(UTC)
+    )
+)
 def test_isoformat_round_trips_at_millisecond_precision(moment):
     text = isoformat(moment)
     assert len(text) == 24 and text.endswith("Z")
@@ -63,8 +66,9 @@ def test_epoch_milliseconds_are_instants():
 def test_deadlines_must_be_in_the_future():
     now = datetime(2026, 11, 28, tzinfo=UTC)
     assert parse_deadline("1h", now) == now + timedelta(hours=1)
-    assert parse_deadline("2026-11-29T00:00:00+01:00", now) == datetime(2026, 11, 28, 23,
-                                                                       tzinfo=UTC)
+    assert parse_deadline("2026-11-29T00:00:00+01:00", now) == datetime(
+        2026, 11, 28, 23, tzinfo=UTC
+    )
     for past in ("0s", "2026-11-28T00:00:00Z"):
         with pytest.raises(ValueError, match="future"):
             parse_deadline(past, now)

@@ -108,8 +108,10 @@ def build_document() -> dict:
                         "content": {"application/json": {"schema": _ref(CreateTokenRequest)}},
                     },
                     "responses": {
-                        "200": _json(CreateTokenResponse, "The token (isCached: true for a "
-                                     "repeated idempotency key)."),
+                        "200": _json(
+                            CreateTokenResponse,
+                            "The token (isCached: true for a repeated idempotency key).",
+                        ),
                         **_errors(400, 401, 413, 422),
                     },
                 },
@@ -118,8 +120,10 @@ def build_document() -> dict:
                     "summary": "List tokens, newest first",
                     "security": secured,
                     "parameters": _query_parameters(),
-                    "responses": {"200": _json(TokenList, "A page of tokens."),
-                                  **_errors(400, 401)},
+                    "responses": {
+                        "200": _json(TokenList, "A page of tokens."),
+                        **_errors(400, 401),
+                    },
                 },
             },
             "/api/v1/waitpoints/tokens/{id}": {
@@ -128,8 +132,10 @@ def build_document() -> dict:
                     "summary": "Retrieve a token with its output",
                     "security": secured,
                     "parameters": [TOKEN_ID],
-                    "responses": {"200": _json(TokenRetrieveResponse, "The token."),
-                                  **_errors(401, 404)},
+                    "responses": {
+                        "200": _json(TokenRetrieveResponse, "The token."),
+                        **_errors(401, 404),
+                    },
                 }
             },
             "/api/v1/waitpoints/tokens/{id}/complete": {
@@ -143,8 +149,9 @@ def build_document() -> dict:
                         "content": {"application/json": {"schema": _ref(CompleteTokenRequest)}},
                     },
                     "responses": {
-                        "200": _json(CompleteTokenResponse, "Done, or already decided "
-                                     "(applied: false)."),
+                        "200": _json(
+                            CompleteTokenResponse, "Done, or already decided (applied: false)."
+                        ),
                         **_errors(400, 401, 404, 413),
                     },
                 }
@@ -158,8 +165,12 @@ def build_document() -> dict:
                     "security": [],
                     "parameters": [
                         TOKEN_ID,
-                        {"name": "hash", "in": "path", "required": True,
-                         "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                        {
+                            "name": "hash",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        },
                     ],
                     "requestBody": {
                         "required": False,
@@ -176,8 +187,10 @@ def build_document() -> dict:
                     "operationId": "health",
                     "summary": "Liveness and database check",
                     "security": [],
-                    "responses": {"200": _json(HealthResponse, "The database answered."),
-                                  "503": _json(ErrorResponse, "The database did not answer.")},
+                    "responses": {
+                        "200": _json(HealthResponse, "The database answered."),
+                        "503": _json(ErrorResponse, "The database did not answer."),
+                    },
                 }
             },
         },

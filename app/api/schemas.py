@@ -179,9 +179,7 @@ class ListTokensQuery(_Strict):
             return None
         unknown = [s for s in value.split(",") if s not in STATUSES]
         if unknown:
-            raise ValueError(
-                f"unknown status {unknown[0]!r} (use WAITING, COMPLETED or TIMED_OUT)"
-            )
+            raise ValueError(f"unknown status {unknown[0]!r} (use WAITING, COMPLETED or TIMED_OUT)")
         return value
 
     @field_validator("tags")
