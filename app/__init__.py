@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import config as config_module
@@ -24,6 +25,7 @@ def create_app(test_config: dict | None = None, *, environ: dict | None = None) 
     _load_config(app, test_config, environ)
     app.json.sort_keys = False  # keep the contract's field order on the wire
     _init_extensions(app)
+    _register_templating(app)
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_commands(app)
@@ -39,6 +41,12 @@ def _load_config(app: Flask, test_config: dict | None, environ: dict | None) -> 
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # Approval pages send no Referer (the URL is a secret), so Flask-WTF's HTTPS
+    # referrer check would refuse every decision; the CSRF token and the SameSite
+    # session cookie carry the protection.
+    app.config["WTF_CSRF_SSL_STRICT"] = False
+    # An approver may keep the page open for a while before deciding.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 24 * 3600)
     # The largest body any route accepts; routes lower it per request.
     app.config["MAX_CONTENT_LENGTH"] = max(
         app.config["WAITPOINT_CREATE_MAX_BYTES"], app.config["WAITPOINT_COMPLETE_MAX_BYTES"]
@@ -54,21 +62,37 @@ def _init_extensions(app: Flask) -> None:
         configure_engine(db.engine)
 
 
+def _register_templating(app: Flask) -> None:
+    from .templating import register
+
+    register(app)
+
+
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
+    from .approvals import bp as approvals_bp
     from .health import bp as health_bp
 
     csrf.exempt(api_bp)  # API keys, no cookies: CSRF cannot apply
     app.register_blueprint(api_bp)
+    app.register_blueprint(approvals_bp)
     app.register_blueprint(health_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:
     from .api.errors import ApiError, error_response, http_error_as_json, log_unexpected, wants_json
+    from .approvals.views import SECURITY_HEADERS
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):
+        body = render_template("errors/csrf.html", reason=exc.description)
+        response = make_response(body, 400)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

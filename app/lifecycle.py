@@ -55,6 +55,9 @@ class NewToken:
     tags: tuple[str, ...] = ()
     idempotency_key: str | None = None
     idempotency_ttl: timedelta | None = None
+    title: str | None = None
+    description: str | None = None
+    details: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class CompletionRecord:
     """Who completes a token, stored with the completion if this request decides it."""
 
     source: str
+    approved: bool | None = None
     actor: str | None = None
     comment: str | None = None
     ip: str | None = None
@@ -125,6 +129,9 @@ def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: dat
         idempotency_key_hash=key_hash,
         idempotency_key_expires_at=key_expires_at,
         tags_json=json.dumps(list(new.tags)),
+        title=new.title,
+        description=new.description,
+        details_json=json.dumps(new.details) if new.details is not None else None,
     )
     db.session.add(token)
     db.session.flush()  # assigns token.pk
@@ -181,6 +188,7 @@ def complete_token(
             Completion(
                 token_pk=token_pk,
                 source=record.source,
+                approved=record.approved,
                 actor=record.actor,
                 comment=record.comment,
                 ip=record.ip,
@@ -190,6 +198,23 @@ def complete_token(
         )
     db.session.commit()
     return decided == 1
+
+
+def decide_token(
+    token_pk: int, approved: bool, comment: str, record: CompletionRecord, now: datetime
+) -> bool:
+    """Approve or reject: complete with ``{"approved", "comment", "approver"}``.
+
+    ``record.actor`` is the approver's name (or None). True if this call decided it.
+    """
+    output = to_json_text({"approved": approved, "comment": comment, "approver": record.actor})
+    record = CompletionRecord(**{**record.__dict__, "approved": approved, "comment": comment})
+    return complete_token(token_pk, output, record, now)
+
+
+def to_json_text(value) -> str:
+    """Compact JSON, as JSON.stringify writes it: the stored form of every output."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def expire_due(now: datetime, batch_size: int = 1000) -> int:

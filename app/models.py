@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -96,6 +97,11 @@ class Token(db.Model):
     tags_json: Mapped[str] = mapped_column(Text, default="[]")
     # The completion's output serialized as JSON text, exactly as returned on the wire.
     output: Mapped[str | None] = mapped_column(Text)
+    # What the approver is asked (all optional): shown on the approval page.
+    title: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    # A flat JSON object of at most 50 string/number/bool values, as JSON text.
+    details_json: Mapped[str | None] = mapped_column(Text)
 
     completion: Mapped[Completion | None] = relationship(back_populates="token", uselist=False)
 
@@ -149,8 +155,10 @@ class Completion(db.Model):
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
     token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"), unique=True)
-    # api (API key), callback (the URL's JSON POST); later: page, dashboard.
+    # api (API key), callback (the URL's JSON POST), page (the approval page form).
     source: Mapped[str] = mapped_column(String(16))
+    # Set for an approve/reject decision; None for a completion with arbitrary output.
+    approved: Mapped[bool | None] = mapped_column(Boolean)
     actor: Mapped[str | None] = mapped_column(String(320))
     comment: Mapped[str | None] = mapped_column(Text)
     ip: Mapped[str | None] = mapped_column(String(64))

@@ -58,7 +58,7 @@ def app_factory(database_url):
     made = []
 
     def build(url: str | None = None, **config):
-        made.append(make_app(url or database_url, WTF_CSRF_ENABLED=False, **config))
+        made.append(make_app(url or database_url, **{"WTF_CSRF_ENABLED": False, **config}))
         return made[-1]
 
     yield build

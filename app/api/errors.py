@@ -72,11 +72,16 @@ def read_json_body(max_bytes: int, *, lenient: bool = False):
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
         if lenient:
             return {}
         raise ApiError(400, "body: is not valid JSON") from None
+
+
+def _reject_constant(name: str):
+    # Python's json reads NaN and Infinity; JSON (and every other client) does not.
+    raise ValueError(f"{name} is not JSON")
 
 
 def read_json_object(max_bytes: int) -> dict:

@@ -14,6 +14,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     field_validator,
 )
@@ -23,6 +25,15 @@ from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
 from ..timeutil import parse_duration
 
 MAX_TAGS = 10
+MAX_DETAILS = 50
+DetailKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+DetailValue = Annotated[
+    Annotated[str, StringConstraints(max_length=1000)]
+    | StrictBool
+    | StrictInt
+    | Annotated[float, Field(allow_inf_nan=False)],
+    Field(union_mode="left_to_right"),
+]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Status = Literal[WAITING, COMPLETED, TIMED_OUT]
 
@@ -55,6 +66,21 @@ class CreateTokenRequest(_Strict):
     tags: Tag | list[Tag] | None = Field(
         None,
         description="At most 10 tags of 1..128 characters; kept in order, duplicates removed.",
+    )
+    title: str | None = Field(
+        None, min_length=1, max_length=200, description="What is asked, shown as the heading."
+    )
+    description: str | None = Field(
+        None,
+        min_length=1,
+        max_length=10_000,
+        description="Plain text shown on the approval page; line breaks are kept, no markup.",
+    )
+    details: dict[DetailKey, DetailValue] | None = Field(
+        None,
+        max_length=MAX_DETAILS,
+        description="A flat object of at most 50 string, number or boolean values, shown as a "
+        "table on the approval page.",
     )
 
     @field_validator("idempotencyKeyTTL")
@@ -100,10 +126,30 @@ class TokenItem(BaseModel):
     createdAt: str
 
 
+class Decision(BaseModel):
+    """An approve/reject decision made on the approval page (or the dashboard)."""
+
+    approved: bool
+    approver: str | None = Field(None, description="The name the approver gave, if any.")
+    comment: str
+    decidedAt: str
+    source: Literal["page", "dashboard"]
+    ip: str | None = None
+    userAgent: str | None = None
+
+
 class TokenRetrieveResponse(TokenItem):
     output: str | None = Field(None, description="The output, serialized as a JSON string.")
     outputType: Literal["application/json"] | None = None
     outputIsError: bool | None = None
+    title: str | None = None
+    description: str | None = None
+    details: dict[str, str | bool | int | float] | None = None
+    decision: Decision | None = Field(
+        None,
+        description="Waitpoint extension: who approved or rejected the token on the approval "
+        "page, when, and from where. Omitted unless it was decided there.",
+    )
 
 
 class Pagination(BaseModel):

@@ -5,21 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from flask import current_app, request
-
 from .. import lifecycle
-from ..credentials import callback_signature
+from ..capability import callback_url
 from ..models import COMPLETED, TIMED_OUT, Token
 from ..timeutil import isoformat
-
-
-def public_base_url() -> str:
-    return current_app.config["WAITPOINT_PUBLIC_URL"] or request.host_url.rstrip("/")
-
-
-def callback_url(public_id: str) -> str:
-    signature = callback_signature(current_app.config["SECRET_KEY"], public_id)
-    return f"{public_base_url()}/api/v1/waitpoints/tokens/{public_id}/callback/{signature}"
 
 
 def token_json(token: Token, now: datetime, *, with_output: bool = False) -> dict:
@@ -47,4 +36,26 @@ def token_json(token: Token, now: datetime, *, with_output: bool = False) -> dic
             )
         elif status == COMPLETED and token.output is not None:
             item.update(output=token.output, outputType="application/json", outputIsError=False)
+        _add_request_fields(item, token)
     return item
+
+
+def _add_request_fields(item: dict, token: Token) -> None:
+    if token.title is not None:
+        item["title"] = token.title
+    if token.description is not None:
+        item["description"] = token.description
+    if token.details_json is not None:
+        item["details"] = json.loads(token.details_json)
+    completion = token.completion
+    if completion is not None and completion.approved is not None:
+        decision = {
+            "approved": completion.approved,
+            "approver": completion.actor,
+            "comment": completion.comment or "",
+            "decidedAt": isoformat(completion.created_at),
+            "source": completion.source,
+            "ip": completion.ip,
+            "userAgent": completion.user_agent,
+        }
+        item["decision"] = {k: v for k, v in decision.items() if v is not None}

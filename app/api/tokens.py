@@ -6,13 +6,11 @@ function, serialize.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from flask import current_app, g, jsonify, request
 
-from .. import lifecycle, listing
-from ..credentials import callback_signature_ok
+from .. import capability, lifecycle, listing
 from ..extensions import db
 from ..models import COMPLETED, Token
 from ..timeutil import parse_deadline, parse_duration, parse_instant, utcnow
@@ -49,6 +47,9 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
         tags=body.tag_list(),
         idempotency_key=body.idempotencyKey,
         idempotency_ttl=parse_duration(body.idempotencyKeyTTL) if body.idempotencyKeyTTL else None,
+        title=body.title,
+        description=body.description,
+        details=body.details,
     )
 
 
@@ -128,7 +129,7 @@ def complete_token(token_id: str):
         read_json_object(current_app.config["WAITPOINT_COMPLETE_MAX_BYTES"]),
     )
     token = _project_token(token_id)
-    output = to_json_text(body.data) if "data" in body.model_fields_set else None
+    output = lifecycle.to_json_text(body.data) if "data" in body.model_fields_set else None
     record = lifecycle.CompletionRecord(source="api", **_client())
     return _completion_response(token, output, record)
 
@@ -139,15 +140,12 @@ def callback(token_id: str, signature: str):
     token = callback_token(token_id, signature)
     data = read_json_body(current_app.config["WAITPOINT_COMPLETE_MAX_BYTES"], lenient=True)
     record = lifecycle.CompletionRecord(source="callback", **_client())
-    return _completion_response(token, to_json_text(data), record)
+    return _completion_response(token, lifecycle.to_json_text(data), record)
 
 
 def callback_token(token_id: str, signature: str) -> Token:
     """The token a callback URL names, or 404, the same for a bad signature and an unknown id."""
-    secret = current_app.config["SECRET_KEY"]
-    token = None
-    if callback_signature_ok(secret, token_id, signature):
-        token = lifecycle.find_token(token_id)
+    token = capability.token_for(token_id, signature)
     if token is None:
         raise ApiError(404, "token: not found (the URL is not valid)")
     return token
@@ -169,11 +167,6 @@ def _project_token(token_id: str) -> Token:
     if token is None:
         raise ApiError(404, "token: not found")
     return token
-
-
-def to_json_text(value) -> str:
-    """Compact JSON, as JSON.stringify writes it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _client() -> dict:

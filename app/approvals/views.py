@@ -1,0 +1,173 @@
+"""Approval page routes.
+
+- ``GET  {callback URL}``               the page (read only, always)
+- ``GET  /approve/<id>/<hash>/card``    htmx probe: 204 while waiting, else the final card
+- ``POST /approve/<id>/<hash>``         the decision form (CSRF), 303 back to the page
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import flash, get_flashed_messages, make_response, redirect, render_template, request
+from flask_htmx import make_response as htmx_response
+
+from .. import capability, lifecycle
+from ..extensions import db, htmx
+from ..models import TIMED_OUT, WAITING, Token
+from ..timeutil import utcnow
+from . import bp
+from .forms import DecisionForm
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    # The URL is the secret: never send it to a site linked from the description.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+@bp.after_request
+def _security_headers(response):
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the page shows for a token in its current state."""
+
+    token: Token
+    state: str  # waiting | approved | rejected | completed | timed_out
+    decided_at: datetime | None
+    approver: str | None = None
+    comment: str | None = None
+    details: dict | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state != "waiting"
+
+
+def card_for(token: Token, now: datetime) -> Card:
+    status = lifecycle.effective_status(token, now)
+    details = json.loads(token.details_json) if token.details_json else None
+    if status == WAITING:
+        return Card(token, "waiting", None, details=details)
+    if status == TIMED_OUT:
+        return Card(token, "timed_out", token.timeout_at, details=details)
+    completion = token.completion
+    if completion is None or completion.approved is None:
+        return Card(token, "completed", token.finished_at, details=details)
+    return Card(
+        token,
+        "approved" if completion.approved else "rejected",
+        completion.created_at,
+        approver=completion.actor,
+        comment=completion.comment,
+        details=details,
+    )
+
+
+def _urls(public_id: str, signature: str) -> dict:
+    return {
+        "page_url": capability.callback_path(public_id),
+        "decide_url": f"/approve/{public_id}/{signature}",
+        "probe_url": f"/approve/{public_id}/{signature}/card",
+    }
+
+
+def _not_valid():
+    return make_response(render_template("approvals/not_found.html"), 404)
+
+
+def _context(token: Token, signature: str, form: DecisionForm | None, notice) -> dict:
+    return {
+        "card": card_for(token, utcnow()),
+        "form": form or DecisionForm(),
+        "notice": notice,
+        **_urls(lifecycle.public_id_of(token), signature),
+    }
+
+
+def _render_card(token: Token, signature: str, form: DecisionForm | None, notice=None):
+    return render_template("approvals/_card.html", **_context(token, signature, form, notice))
+
+
+def _render_page(token: Token, signature: str, form: DecisionForm | None, notice):
+    return render_template("approvals/page.html", **_context(token, signature, form, notice))
+
+
+@bp.get("/api/v1/waitpoints/tokens/<token_id>/callback/<signature>")
+def page(token_id: str, signature: str):
+    token = capability.token_for(token_id, signature)
+    if token is None:
+        return _not_valid()
+    notices = get_flashed_messages(with_categories=True)
+    return _render_page(token, signature, None, notices[-1] if notices else None)
+
+
+@bp.get("/approve/<token_id>/<signature>/card")
+def probe(token_id: str, signature: str):
+    """Polled by the page while waiting: nothing to swap (204) until the token is final."""
+    token = capability.token_for(token_id, signature)
+    if token is None:
+        return _not_valid()
+    if lifecycle.effective_status(token, utcnow()) == WAITING:
+        return "", 204
+    return htmx_response(
+        _render_card(token, signature, None), retarget="#card", reswap="outerHTML"
+    )
+
+
+@bp.post("/approve/<token_id>/<signature>")
+def decide(token_id: str, signature: str):
+    token = capability.token_for(token_id, signature)
+    if token is None:
+        return _not_valid()
+    form = DecisionForm()
+    choice = form.choice() if form.validate_on_submit() else None
+    if choice is None:
+        if not form.errors:
+            form.form_errors.append("Choose Approve or Reject.")
+        return _invalid(token, signature, form)
+
+    record = lifecycle.CompletionRecord(
+        source="page",
+        actor=form.approver.data or None,
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:512] or None,
+    )
+    applied = lifecycle.decide_token(token.pk, choice, form.comment.data or "", record, utcnow())
+    db.session.refresh(token)
+    notice = _notice(applied, choice)
+    if htmx:
+        return _render_card(token, signature, None, notice)
+    flash(notice[1], notice[0])
+    return redirect(capability.callback_path(token_id), code=303)
+
+
+def _notice(applied: bool, approved: bool) -> tuple[str, str]:
+    if applied:
+        verb = "approved" if approved else "rejected"
+        return "success", f"Thank you: you {verb} this request. Nothing else is needed."
+    return (
+        "warning",
+        "Your response was not recorded: this request had already been decided, as shown below.",
+    )
+
+
+def _invalid(token: Token, signature: str, form: DecisionForm):
+    """Re-show the form with its errors: the card for htmx (200, so that htmx swaps it in),
+    else the whole page with 422."""
+    if htmx:
+        return _render_card(token, signature, form)
+    return _render_page(token, signature, form, None), 422

@@ -1,0 +1,33 @@
+"""Callback URLs: capability URLs whose signature is the only permission needed.
+
+``{PUBLIC_URL}/api/v1/waitpoints/tokens/{id}/callback/{hash}`` where ``hash`` is an
+HMAC-SHA256 of the token id under a key derived from ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from . import lifecycle
+from .credentials import callback_signature, callback_signature_ok
+from .models import Token
+
+
+def public_base_url() -> str:
+    return current_app.config["WAITPOINT_PUBLIC_URL"] or request.host_url.rstrip("/")
+
+
+def callback_path(public_id: str) -> str:
+    signature = callback_signature(current_app.config["SECRET_KEY"], public_id)
+    return f"/api/v1/waitpoints/tokens/{public_id}/callback/{signature}"
+
+
+def callback_url(public_id: str) -> str:
+    return public_base_url() + callback_path(public_id)
+
+
+def token_for(public_id: str, signature: str) -> Token | None:
+    """The token a callback URL names; None alike for a bad signature and an unknown id."""
+    if not callback_signature_ok(current_app.config["SECRET_KEY"], public_id, signature):
+        return None
+    return lifecycle.find_token(public_id)

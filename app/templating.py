@@ -1,0 +1,50 @@
+"""Template filters shared by the pages."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from flask import Flask
+from markupsafe import Markup
+
+from .timeutil import as_utc, isoformat, utcnow
+
+
+def when(value: datetime) -> Markup:
+    """A ``<time>`` element: exact UTC in the text, ISO in ``datetime`` (localised by JS)."""
+    value = as_utc(value)
+    text = value.strftime("%-d %b %Y, %H:%M UTC")
+    return Markup('<time datetime="{}" data-local>{}</time>').format(isoformat(value), text)
+
+
+def remaining(deadline: datetime, now: datetime | None = None) -> str:
+    seconds = int((as_utc(deadline) - (now or utcnow())).total_seconds())
+    if seconds <= 0:
+        return "due now"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"in {days} d {hours} h"
+    if hours:
+        return f"in {hours} h {minutes} min"
+    if minutes:
+        return f"in {minutes} min {seconds} s"
+    return f"in {seconds} s"
+
+
+def detail(value) -> str:
+    if value is True:
+        return "Yes"
+    if value is False:
+        return "No"
+    return str(value)
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(when)
+    app.add_template_filter(remaining)
+    app.add_template_filter(detail)
+    app.add_template_filter(isoformat, "iso")
+    app.add_template_filter(json.loads, "fromjson")
