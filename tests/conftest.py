@@ -153,3 +153,25 @@ def live_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live_key(live_server):
     return live_server.new_key("live")
+
+
+# Browser tests: Debian's Chromium when present (CHROMIUM_PATH overrides), else Playwright's.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    import os
+
+    executable = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    args = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+    if executable:
+        args["executable_path"] = executable
+    return args

@@ -65,6 +65,13 @@ TOKEN_ID = {
     "schema": {"type": "string", "pattern": "^waitpoint_[a-z0-9]+$"},
 }
 
+HASH = {
+    "name": "hash",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+}
+
 
 @cache
 def build_document() -> dict:
@@ -157,6 +164,20 @@ def build_document() -> dict:
                 }
             },
             "/api/v1/waitpoints/tokens/{id}/callback/{hash}": {
+                "get": {
+                    "operationId": "approvalPage",
+                    "summary": "The approval page (HTML) for a person holding the URL",
+                    "description": "Never changes state. Shows title, description, details, "
+                    "tags and deadline, with Approve and Reject buttons while waiting; a "
+                    "decision completes the token with {approved, comment, approver}.",
+                    "security": [],
+                    "parameters": [TOKEN_ID, HASH],
+                    "responses": {
+                        "200": {"description": "The page.", "content": {"text/html": {}}},
+                        "404": {"description": "Link not valid (HTML).",
+                                "content": {"text/html": {}}},
+                    },
+                },
                 "post": {
                     "operationId": "completeTokenByCallback",
                     "summary": "Complete a token through its secret callback URL (no API key)",

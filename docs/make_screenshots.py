@@ -1,0 +1,31 @@
+"""Regenerate the README's screenshots: python docs/make_screenshots.py URL
+
+URL is a token's callback URL on a running server (create one with a title,
+description, details and tags first). Needs Chromium (tests/prepare installs it).
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+HERE = Path(__file__).parent
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def main(url: str) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+        for name, width in (("approval-page.png", 900), ("approval-page-phone.png", 390)):
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.goto(url)
+            page.wait_for_timeout(500)
+            page.screenshot(path=HERE / name, full_page=True)
+            page.close()
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
