@@ -7,10 +7,10 @@ PORT ?= 5000
 
 .PHONY: run test lint bench clean
 
-$(BIN)/waitpoint: pyproject.toml
+$(BIN)/waitpoint: pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./sdk
 	touch $@
 
 run: $(BIN)/waitpoint

@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None, *, environ: dict | None = None) 
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_commands(app)
+    _init_waiting(app)
     return app
 
 
@@ -38,7 +39,6 @@ def _load_config(app: Flask, test_config: dict | None, environ: dict | None) -> 
     app.config.from_pyfile("config.py", silent=True)
     if test_config:
         app.config.from_mapping(test_config)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     # Approval pages send no Referer (the URL is a secret), so Flask-WTF's HTTPS
@@ -104,6 +104,12 @@ def _register_error_handlers(app: Flask) -> None:
             return _http_error(exc)
         response = log_unexpected(exc)
         return response if wants_json(request) else InternalServerError(original_exception=exc)
+
+
+def _init_waiting(app: Flask) -> None:
+    from .waiting import WaitHub
+
+    app.extensions["waitpoint_waits"] = WaitHub(app, app.config["WAITPOINT_MAX_WAITERS"])
 
 
 def _register_commands(app: Flask) -> None:

@@ -68,12 +68,16 @@ def _project_name(value: str) -> str:
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
     """Migrate the database, then serve with gunicorn and the timeout scheduler."""
-    from .serve import run
+    from .serve import WaitpointServer, server_options
 
+    try:
+        options = server_options(host, port)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
     migrate_database()
     db.engine.dispose()  # the workers open their own connections
     click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
-    run(host, port)
+    WaitpointServer(options).run()
 
 
 @click.command("setup")

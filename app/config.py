@@ -137,5 +137,12 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
         "WAITPOINT_COMPLETE_MAX_BYTES": env_int(
             environ, "WAITPOINT_COMPLETE_MAX_BYTES", 1024 * 1024, minimum=1024
         ),
+        # Long-poll waiters one process holds at once; beyond it, waits answer at once.
+        "WAITPOINT_MAX_WAITERS": env_int(environ, "WAITPOINT_MAX_WAITERS", 280, minimum=1),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": env_int(environ, "WAITPOINT_DB_POOL_SIZE", 10, minimum=1),
+            "max_overflow": env_int(environ, "WAITPOINT_DB_POOL_OVERFLOW", 20, minimum=0),
+        },
         "SESSION_COOKIE_SECURE": bool(public_url and public_url.startswith("https://")),
     }

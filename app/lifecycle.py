@@ -14,7 +14,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from blinker import Namespace
+from flask import current_app
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from .credentials import new_public_id
@@ -25,6 +27,12 @@ from .timeutil import isoformat
 
 ID_PREFIX = "waitpoint_"
 _NO_SYNC = {"synchronize_session": False}
+
+# Sent after a commit that decided tokens (``token_pks=[...]``): wakes waiters here.
+token_decided = Namespace().signal("token-decided")
+# PostgreSQL channel that carries the same news to other processes, delivered on commit.
+NOTIFY_CHANNEL = "waitpoint_decided"
+_NOTIFY_CHUNK = 800  # pks per notification: stays under PostgreSQL's 8000-byte payload
 
 
 def public_id_of(token: Token) -> str:
@@ -184,6 +192,7 @@ def complete_token(
     ).rowcount
     if decided == 1:
         _copy_status_to_tags([token_pk], COMPLETED)
+        _notify_other_processes([token_pk])
         db.session.add(
             Completion(
                 token_pk=token_pk,
@@ -197,6 +206,8 @@ def complete_token(
             )
         )
     db.session.commit()
+    if decided == 1:
+        _announce([token_pk])
     return decided == 1
 
 
@@ -247,10 +258,29 @@ def expire_due(now: datetime, batch_size: int = 1000) -> int:
         )
         if expired:
             _copy_status_to_tags(expired, TIMED_OUT)
+            _notify_other_processes(expired)
         db.session.commit()
+        _announce(expired)
         total += len(expired)
         if len(expired) < batch_size:
             return total
+
+
+def _notify_other_processes(token_pks: list[int]) -> None:
+    """PostgreSQL NOTIFY inside the deciding transaction: sent if, and when, it commits."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: other processes notice the commit through PRAGMA data_version
+    for start in range(0, len(token_pks), _NOTIFY_CHUNK):
+        payload = ",".join(map(str, token_pks[start : start + _NOTIFY_CHUNK]))
+        db.session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": NOTIFY_CHANNEL, "payload": payload},
+        )
+
+
+def _announce(token_pks: list[int]) -> None:
+    if token_pks:
+        token_decided.send(current_app._get_current_object(), token_pks=token_pks)
 
 
 def _copy_status_to_tags(token_pks: list[int], status: str) -> None:

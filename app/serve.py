@@ -1,7 +1,8 @@
 """``waitpoint serve``: gunicorn with the app factory and the timeout scheduler.
 
-Workers are gthread: blocking I/O (database calls) releases the GIL, and threads
-keep memory low. Each worker builds its own app (no ``--preload``), so no
+Workers are gthread with many threads: a long-poll wait (``/wait``) holds a thread
+but no database connection while it sleeps on an ``Event``, and blocking I/O
+releases the GIL. Each worker builds its own app (no ``--preload``), so no
 database connection is ever shared across a fork, and starts its own scheduler.
 """
 
@@ -12,7 +13,7 @@ import os
 
 from gunicorn.app.base import BaseApplication
 
-from .config import env_bool, env_int
+from .config import ConfigError, env_bool, env_int
 
 
 class WaitpointServer(BaseApplication):
@@ -42,13 +43,25 @@ def _log_through_gunicorn(app) -> None:
     app.logger.propagate = False
 
 
+# Threads a worker keeps for ordinary requests however many long polls it holds.
+RESERVED_THREADS = 32
+
+
 def server_options(host: str, port: int, environ: dict | None = None) -> dict:
     environ = os.environ if environ is None else environ
+    threads = env_int(environ, "WAITPOINT_THREADS", 320, minimum=1)
+    waiters = env_int(environ, "WAITPOINT_MAX_WAITERS", 280, minimum=1)
+    if threads < waiters + RESERVED_THREADS:
+        raise ConfigError(
+            f"WAITPOINT_THREADS ({threads}) must be at least WAITPOINT_MAX_WAITERS ({waiters}) "
+            f"+ {RESERVED_THREADS}, so that long polls cannot take every thread"
+        )
     return {
         "bind": f"{host}:{port}",
         "worker_class": "gthread",
         "workers": env_int(environ, "WAITPOINT_WORKERS", 2, minimum=1),
-        "threads": env_int(environ, "WAITPOINT_THREADS", 16, minimum=1),
+        "threads": threads,
+        "worker_connections": 2000,
         "timeout": 60,
         "graceful_timeout": 20,
         "keepalive": 5,
@@ -60,7 +73,3 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
         # on one host (or a test suite) would fight over it, and nothing here uses it.
         "control_socket_disable": True,
     }
-
-
-def run(host: str, port: int) -> None:
-    WaitpointServer(server_options(host, port)).run()

@@ -63,6 +63,7 @@ def app_factory(database_url):
 
     yield build
     for built in made:
+        built.extensions["waitpoint_waits"].close()
         with built.app_context():
             db.engine.dispose()
 

@@ -40,7 +40,10 @@ def test_approve_with_a_comment_and_a_name(page, live_api, csp_errors):
     done = live_api.retrieve(token["id"])
     assert done["status"] == "COMPLETED"
     assert json.loads(done["output"]) == {
-        "approved": True, "comment": "Within policy.\nGo ahead.", "approver": "Ada Lovelace"}
+        "approved": True,
+        "comment": "Within policy.\nGo ahead.",
+        "approver": "Ada Lovelace",
+    }
     assert done["decision"]["approver"] == "Ada Lovelace"
     assert "HeadlessChrome" in done["decision"]["userAgent"]
     page.reload()  # later visits are read only
@@ -55,7 +58,10 @@ def test_reject(page, live_api):
     page.get_by_role("button", name="Reject").click()
     expect(card(page)).to_contain_text("you rejected this request")
     assert json.loads(live_api.retrieve(token["id"])["output"]) == {
-        "approved": False, "comment": "", "approver": None}
+        "approved": False,
+        "comment": "",
+        "approver": None,
+    }
 
 
 def test_two_tabs_deciding_at_once_one_wins_the_other_is_told(context, live_api):
@@ -156,8 +162,12 @@ def test_it_fits_a_360_px_phone(browser, live_api):
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     try:
         page = context.new_page()
-        token = live_api.create(title="A long title " * 8, description="word " * 200,
-                                details={"a rather long key name": "x" * 300}, tags=["t" * 128])
+        token = live_api.create(
+            title="A long title " * 8,
+            description="word " * 200,
+            details={"a rather long key name": "x" * 300},
+            tags=["t" * 128],
+        )
         page.goto(token["url"])
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         box = page.get_by_role("button", name="Approve").bounding_box()
@@ -166,17 +176,22 @@ def test_it_fits_a_360_px_phone(browser, live_api):
         context.close()
 
 
-@pytest.mark.parametrize("state", ["waiting", "approved", "rejected", "completed", "timed_out",
-                                   "not_found"])
+@pytest.mark.parametrize(
+    "state", ["waiting", "approved", "rejected", "completed", "timed_out", "not_found"]
+)
 def test_no_serious_accessibility_violations(browser, live_api, state):
     import time
 
     context = browser.new_context(bypass_csp=True)  # to inject axe-core
     try:
         page = context.new_page()
-        token = live_api.create(title="Accessible?", description="Check me.", tags=["a11y"],
-                                details={"Amount": 10}, timeout="2s" if state == "timed_out"
-                                else "1h")
+        token = live_api.create(
+            title="Accessible?",
+            description="Check me.",
+            tags=["a11y"],
+            details={"Amount": 10},
+            timeout="2s" if state == "timed_out" else "1h",
+        )
         if state == "timed_out":
             time.sleep(2.2)
         page.goto(token["url"] if state != "not_found" else token["url"][:-2] + "00")

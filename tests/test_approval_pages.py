@@ -20,8 +20,8 @@ def path_of(token):
 
 
 def decide_path(token):
-    return path_of(token).replace("/api/v1/waitpoints/tokens/", "/approve/").replace(
-        "/callback/", "/"
+    return (
+        path_of(token).replace("/api/v1/waitpoints/tokens/", "/approve/").replace("/callback/", "/")
     )
 
 
@@ -69,8 +69,9 @@ def test_a_decision_with_a_foreign_csrf_token_is_refused(csrf_api, csrf_app, bro
     other = csrf_app.test_client()
     stolen = csrf_from(other.get(path_of(token)).get_data(as_text=True))
     browser_client.get(path_of(token))
-    response = browser_client.post(decide_path(token), data={"csrf_token": stolen,
-                                                             "approve": "Approve"})
+    response = browser_client.post(
+        decide_path(token), data={"csrf_token": stolen, "approve": "Approve"}
+    )
     assert response.status_code == 400
     assert csrf_api.retrieve(token["id"])["status"] == "WAITING"
 
@@ -80,8 +81,12 @@ def test_approving_records_the_decision_and_redirects_with_303(csrf_api, browser
     html = browser_client.get(path_of(token)).get_data(as_text=True)
     response = browser_client.post(
         decide_path(token),
-        data={"csrf_token": csrf_from(html), "approver": " Ada ", "comment": "LGTM",
-              "approve": "Approve"},
+        data={
+            "csrf_token": csrf_from(html),
+            "approver": " Ada ",
+            "comment": "LGTM",
+            "approve": "Approve",
+        },
         headers={"User-Agent": "Mozilla/5.0 test"},
         environ_base={"REMOTE_ADDR": "198.51.100.7"},
     )
@@ -103,8 +108,9 @@ def test_approving_records_the_decision_and_redirects_with_303(csrf_api, browser
 def test_rejecting_without_a_name_stores_null_approver(csrf_api, browser_client):
     token = csrf_api.create()
     html = browser_client.get(path_of(token)).get_data(as_text=True)
-    browser_client.post(decide_path(token), data={"csrf_token": csrf_from(html),
-                                                  "reject": "Reject"})
+    browser_client.post(
+        decide_path(token), data={"csrf_token": csrf_from(html), "reject": "Reject"}
+    )
     output = json.loads(csrf_api.retrieve(token["id"])["output"])
     assert output == {"approved": False, "comment": "", "approver": None}
     page = " ".join(browser_client.get(path_of(token)).get_data(as_text=True).split())
@@ -114,8 +120,7 @@ def test_rejecting_without_a_name_stores_null_approver(csrf_api, browser_client)
 def test_a_second_decision_is_told_it_was_already_decided(api, client):
     token = api.create()
     client.post(decide_path(token), data={"approve": "Approve", "approver": "First"})
-    response = client.post(decide_path(token), data={"reject": "Reject"},
-                           follow_redirects=True)
+    response = client.post(decide_path(token), data={"reject": "Reject"}, follow_redirects=True)
     page = response.get_data(as_text=True)
     assert "Your response was not recorded" in page
     assert "Approved by First" in page
@@ -124,8 +129,9 @@ def test_a_second_decision_is_told_it_was_already_decided(api, client):
 
 def test_htmx_decisions_return_the_card_fragment(api, client):
     token = api.create(title="Fragment")
-    response = client.post(decide_path(token), data={"approve": "Approve"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        decide_path(token), data={"approve": "Approve"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert html.lstrip().startswith("{#") is False and html.lstrip().startswith("<article")
@@ -201,8 +207,10 @@ def test_a_tampered_url_is_a_friendly_404_revealing_nothing(api, client):
     assert tampered.status_code == unknown.status_code == 404
     assert tampered.get_data() == unknown.get_data()
     assert "This link is not valid" in tampered.get_data(as_text=True)
-    assert client.post(decide_path(token)[:-4] + "beef",
-                       data={"approve": "Approve"}).status_code == 404
+    assert (
+        client.post(decide_path(token)[:-4] + "beef", data={"approve": "Approve"}).status_code
+        == 404
+    )
     assert api.retrieve(token["id"])["status"] == "WAITING"
 
 
@@ -230,6 +238,7 @@ def test_a_timed_out_token_says_so(app, api, client):
 
 
 # The create fields that feed the page.
+
 
 def test_title_description_and_details_are_stored_and_returned(api):
     details = {"amount": 42.5, "count": 3, "urgent": True, "order": "A-1"}

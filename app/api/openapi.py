@@ -174,8 +174,10 @@ def build_document() -> dict:
                     "parameters": [TOKEN_ID, HASH],
                     "responses": {
                         "200": {"description": "The page.", "content": {"text/html": {}}},
-                        "404": {"description": "Link not valid (HTML).",
-                                "content": {"text/html": {}}},
+                        "404": {
+                            "description": "Link not valid (HTML).",
+                            "content": {"text/html": {}},
+                        },
                     },
                 },
                 "post": {
@@ -201,7 +203,7 @@ def build_document() -> dict:
                         "200": _json(CompleteTokenResponse, "Done, or already decided."),
                         **_errors(404, 413),
                     },
-                }
+                },
             },
             "/healthz": {
                 "get": {

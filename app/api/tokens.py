@@ -6,14 +6,15 @@ function, serialize.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app, g, jsonify, request
 
 from .. import capability, lifecycle, listing
 from ..extensions import db
-from ..models import COMPLETED, Token
+from ..models import COMPLETED, WAITING, Token
 from ..timeutil import parse_deadline, parse_duration, parse_instant, utcnow
+from ..waiting import client_gone
 from . import bp
 from .auth import require_api_key
 from .errors import ApiError, parse_model, read_json_body, read_json_object
@@ -58,6 +59,32 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
 def retrieve_token(token_id: str):
     token = _project_token(token_id)
     return jsonify(token_json(token, utcnow(), with_output=True))
+
+
+MAX_WAIT = timedelta(seconds=60)
+
+
+@bp.get(f"{TOKENS}/<token_id>/wait")
+@require_api_key
+def wait_for_token(token_id: str):
+    """Long poll: answer once the token leaves WAITING, or when the window ends."""
+    window = _wait_window(request.args.get("timeout", "30s"))
+    token = _project_token(token_id)
+    if lifecycle.effective_status(token, utcnow()) == WAITING and window:
+        hub = current_app.extensions["waitpoint_waits"]
+        hub.wait_for(token, window.total_seconds(), client_gone(request.environ))
+        token = _project_token(token_id)
+    return jsonify(token_json(token, utcnow(), with_output=True))
+
+
+def _wait_window(text: str) -> timedelta:
+    try:
+        window = parse_duration(text)
+    except ValueError as exc:
+        raise ApiError(400, f"timeout: {exc}") from None
+    if window > MAX_WAIT:
+        raise ApiError(400, "timeout: must be at most 60s")
+    return window
 
 
 @bp.get(TOKENS)

@@ -10,11 +10,13 @@ COMMENT_MAX = 2000
 
 class DecisionForm(FlaskForm):
     approver = StringField(
-        "Your name (optional)", validators=[Optional(), Length(max=NAME_MAX)],
+        "Your name (optional)",
+        validators=[Optional(), Length(max=NAME_MAX)],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
     comment = TextAreaField(
-        "Comment (optional)", validators=[Optional(), Length(max=COMMENT_MAX)],
+        "Comment (optional)",
+        validators=[Optional(), Length(max=COMMENT_MAX)],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
     approve = SubmitField("Approve")

@@ -123,9 +123,7 @@ def probe(token_id: str, signature: str):
         return _not_valid()
     if lifecycle.effective_status(token, utcnow()) == WAITING:
         return "", 204
-    return htmx_response(
-        _render_card(token, signature, None), retarget="#card", reswap="outerHTML"
-    )
+    return htmx_response(_render_card(token, signature, None), retarget="#card", reswap="outerHTML")
 
 
 @bp.post("/approve/<token_id>/<signature>")

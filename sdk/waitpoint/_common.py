@@ -1,0 +1,155 @@
+"""What the sync and async clients share: settings, request bodies, error mapping."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from .errors import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    ServerError,
+    ValidationError,
+    WaitpointError,
+)
+from .models import CreatedToken, Token, WaitResult
+
+TOKENS = "/api/v1/waitpoints/tokens"
+TokenRef = str | CreatedToken | Token
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    api_key: str
+    timeout: float = 30.0  # seconds, for every call but the long poll
+    max_retries: int = 3  # for idempotent calls, on connection errors and 5xx
+    poll_window: float = 30.0  # seconds each wait request may be held by the server
+
+
+def settings(base_url: str | None, api_key: str | None, **options: Any) -> Settings:
+    base_url = base_url or os.environ.get("WAITPOINT_URL")
+    api_key = api_key or os.environ.get("WAITPOINT_API_KEY")
+    if not base_url:
+        raise WaitpointError("base_url is required (or set WAITPOINT_URL)")
+    if not api_key:
+        raise WaitpointError("api_key is required (or set WAITPOINT_API_KEY)")
+    window = options.get("poll_window", Settings.poll_window)
+    if not 1 <= window <= 60:
+        raise WaitpointError("poll_window must be between 1 and 60 seconds")
+    return Settings(base_url.rstrip("/"), api_key, **options)
+
+
+def headers(config: Settings) -> dict:
+    return {"Authorization": f"Bearer {config.api_key}", "User-Agent": "waitpoint-python/0.1"}
+
+
+def token_id(token: TokenRef) -> str:
+    return token if isinstance(token, str) else token.id
+
+
+def duration(value: str | timedelta | int | float) -> str:
+    if isinstance(value, str):
+        return value
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+def create_body(
+    *,
+    timeout: str | datetime | timedelta | None = None,
+    tags: str | Iterable[str] | None = None,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: str | timedelta | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    details: dict[str, str | int | float | bool] | None = None,
+) -> dict:
+    body: dict[str, Any] = {}
+    if timeout is not None:
+        body["timeout"] = (
+            timeout.isoformat() if isinstance(timeout, datetime) else duration(timeout)
+        )
+    if tags is not None:
+        body["tags"] = tags if isinstance(tags, str) else list(tags)
+    if idempotency_key is not None:
+        body["idempotencyKey"] = idempotency_key
+    if idempotency_key_ttl is not None:
+        body["idempotencyKeyTTL"] = duration(idempotency_key_ttl)
+    for name, value in (("title", title), ("description", description), ("details", details)):
+        if value is not None:
+            body[name] = value
+    return body
+
+
+def _instant(value: datetime | str) -> str:
+    return str(int(value.timestamp() * 1000)) if isinstance(value, datetime) else value
+
+
+def list_params(
+    *,
+    status: str | Iterable[str] | None = None,
+    tags: str | Iterable[str] | None = None,
+    idempotency_key: str | None = None,
+    period: str | timedelta | None = None,
+    from_: datetime | str | None = None,
+    to: datetime | str | None = None,
+    page_size: int = 25,
+) -> dict:
+    params: dict[str, str] = {"page[size]": str(page_size)}
+    if status is not None:
+        params["filter[status]"] = status if isinstance(status, str) else ",".join(status)
+    if tags is not None:
+        params["filter[tags]"] = tags if isinstance(tags, str) else ",".join(tags)
+    if idempotency_key is not None:
+        params["filter[idempotencyKey]"] = idempotency_key
+    if period is not None:
+        params["filter[createdAt][period]"] = duration(period)
+    if from_ is not None:
+        params["filter[createdAt][from]"] = _instant(from_)
+    if to is not None:
+        params["filter[createdAt][to]"] = _instant(to)
+    return params
+
+
+def check(response: httpx.Response) -> dict:
+    """The JSON body of a 2xx response, or the matching exception."""
+    if response.is_success:
+        return response.json()
+    try:
+        message = response.json().get("error", response.text)
+    except ValueError:
+        message = response.text or response.reason_phrase
+    status = response.status_code
+    if status == 401:
+        raise AuthenticationError(status, message)
+    if status == 404:
+        raise NotFoundError(status, message)
+    if status in (400, 413, 422):
+        raise ValidationError(status, message)
+    if status >= 500:
+        raise ServerError(status, message)
+    raise APIError(status, message)
+
+
+def retryable(response: httpx.Response) -> bool:
+    return response.status_code >= 500
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s ... at most 8 s."""
+    return random.uniform(0, min(8.0, 0.25 * 2**attempt))
+
+
+def wait_result(token: Token) -> WaitResult:
+    if token.status == "COMPLETED":
+        return WaitResult(ok=True, token=token, output=token.output)
+    return WaitResult(ok=False, token=token, error=token.error)

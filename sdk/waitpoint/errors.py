@@ -1,0 +1,45 @@
+"""Exceptions raised by the client."""
+
+from __future__ import annotations
+
+
+class WaitpointError(Exception):
+    """Base class of every error this package raises."""
+
+
+class APIError(WaitpointError):
+    """The server answered with an error status; ``message`` is its ``error`` text."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class NotFoundError(APIError):
+    """404: no such token in the key's project."""
+
+
+class ValidationError(APIError):
+    """400, 413 or 422: the request was refused; the message names the field."""
+
+
+class ServerError(APIError):
+    """5xx after the retries for idempotent calls were used up."""
+
+
+class ConnectionFailed(WaitpointError):
+    """The server could not be reached (after retries, for idempotent calls)."""
+
+
+class WaitpointTimeoutError(WaitpointError):
+    """The token itself timed out: nobody completed it before its ``timeoutAt``."""
+
+
+class WaitDeadlineExceeded(WaitpointError):
+    """``for_token(..., deadline=...)`` ran out on the client while the token was
+    still waiting. The token is untouched and can be waited for again."""

@@ -1,0 +1,93 @@
+"""GET /api/v1/waitpoints/tokens/{id}/wait: the long poll."""
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from app import lifecycle
+from app.timeutil import utcnow
+
+from .conftest import TOKENS, Api
+from .test_api_create import error_of
+
+
+def wait_in_thread(app, key, token_id, timeout="10s"):
+    result = {}
+
+    def run():
+        api = Api(app.test_client(), key)
+        started = time.monotonic()
+        response = api.get(f"{TOKENS}/{token_id}/wait", query_string={"timeout": timeout})
+        result.update(
+            status=response.status_code,
+            body=response.get_json(),
+            seconds=time.monotonic() - started,
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_a_decided_token_answers_at_once(api):
+    token = api.create()
+    api.post(f"{TOKENS}/{token['id']}/complete", json={"data": {"ok": 1}})
+    started = time.monotonic()
+    body = api.get(f"{TOKENS}/{token['id']}/wait?timeout=30s").get_json()
+    assert time.monotonic() - started < 1
+    assert body["status"] == "COMPLETED" and json.loads(body["output"]) == {"ok": 1}
+
+
+def test_a_completion_wakes_the_waiter_at_once(app, api, api_key):
+    token = api.create()
+    thread, result = wait_in_thread(app, api_key, token["id"])
+    time.sleep(0.3)
+    assert thread.is_alive()
+    api.post(f"{TOKENS}/{token['id']}/complete", json={"data": "go"})
+    thread.join(5)
+    assert result["status"] == 200 and result["body"]["status"] == "COMPLETED"
+    assert json.loads(result["body"]["output"]) == "go"
+    assert result["seconds"] < 1.5
+
+
+def test_the_window_ends_with_the_token_still_waiting(api):
+    token = api.create()
+    started = time.monotonic()
+    body = api.get(f"{TOKENS}/{token['id']}/wait?timeout=1s").get_json()
+    assert 0.9 < time.monotonic() - started < 3
+    assert body["status"] == "WAITING" and body["id"] == token["id"]
+
+
+def test_the_tokens_deadline_ends_the_wait_as_timed_out(api):
+    deadline = (utcnow() + timedelta(seconds=1)).isoformat()
+    token = api.create(timeout=deadline)
+    started = time.monotonic()
+    body = api.get(f"{TOKENS}/{token['id']}/wait?timeout=20s").get_json()
+    assert time.monotonic() - started < 3
+    assert body["status"] == "TIMED_OUT" and body["outputIsError"] is True
+
+
+def test_a_sweep_wakes_waiters(app, api, api_key):
+    token = api.create(timeout="1h")
+    thread, result = wait_in_thread(app, api_key, token["id"])
+    time.sleep(0.3)
+    with app.app_context():
+        lifecycle.expire_due(utcnow() + timedelta(hours=2))
+    thread.join(5)
+    assert result["body"]["status"] == "TIMED_OUT"
+    assert result["seconds"] < 2
+
+
+@pytest.mark.parametrize("timeout", ["61s", "2m", "soon", "-1s"])
+def test_the_window_is_at_most_60_seconds(api, timeout):
+    token = api.create()
+    response = api.get(f"{TOKENS}/{token['id']}/wait", query_string={"timeout": timeout})
+    assert error_of(response, 400).startswith("timeout:")
+
+
+def test_waiting_needs_the_tokens_project(api, other_api):
+    token = api.create()
+    assert error_of(other_api.get(f"{TOKENS}/{token['id']}/wait?timeout=1s"), 404)
