@@ -71,11 +71,13 @@ def _register_templating(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .approvals import bp as approvals_bp
+    from .dashboard import bp as dashboard_bp
     from .health import bp as health_bp
 
     csrf.exempt(api_bp)  # API keys, no cookies: CSRF cannot apply
     app.register_blueprint(api_bp)
     app.register_blueprint(approvals_bp)
+    app.register_blueprint(dashboard_bp)
     app.register_blueprint(health_bp)
 
 
@@ -96,7 +98,13 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return http_error_as_json(exc) if wants_json(request) else exc
+        if wants_json(request):
+            return http_error_as_json(exc)
+        if exc.code == 404:
+            response = make_response(render_template("errors/not_found.html"), 404)
+            response.headers.update(SECURITY_HEADERS)
+            return response
+        return exc
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

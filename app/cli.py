@@ -14,10 +14,11 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
+from . import accounts
 from .config import ConfigError
 from .credentials import hash_api_key, new_api_key, visible_prefix
 from .extensions import db
-from .models import ApiKey, Project
+from .models import ApiKey, Project, User
 from .timeutil import isoformat, utcnow
 
 # Any fixed number: every process that migrates PostgreSQL takes this advisory lock.
@@ -153,8 +154,80 @@ def keys_revoke(key: str) -> None:
     click.echo(f"revoked {matches[0].prefix}…")
 
 
+@click.group("users")
+def users_group() -> None:
+    """Manage dashboard users."""
+
+
+def _read_password() -> str:
+    """From a prompt (typed twice, hidden) or, when stdin is not a terminal, its first line."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\n")
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    required=True,
+    help="A project the user may see (repeat for several; created if new).",
+)
+@with_appcontext
+def users_create(email: str, projects: tuple[str, ...]) -> None:
+    """Create a user. The password is read from a prompt or stdin, never a flag."""
+    names = [_project_name(p) for p in projects]
+    try:
+        user = accounts.create_user(email, _read_password(), names, utcnow())
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {user.email} with access to {', '.join(names)}")
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List users and their projects."""
+    users = db.session.execute(select(User).order_by(User.email)).scalars().all()
+    if not users:
+        click.echo("no users")
+    for user in users:
+        click.echo(f"{user.email}\t{', '.join(p.name for p in user.projects)}")
+
+
+def _user(email: str) -> User:
+    try:
+        user = accounts.find_user(email)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    return user
+
+
+@users_group.command("delete")
+@click.option("--email", required=True)
+@with_appcontext
+def users_delete(email: str) -> None:
+    """Delete a user (their decisions stay recorded under their email)."""
+    accounts.delete_user(_user(email))
+    click.echo(f"deleted {email}")
+
+
+@users_group.command("add-project")
+@click.option("--email", required=True)
+@click.option("--project", required=True)
+@with_appcontext
+def users_add_project(email: str, project: str) -> None:
+    """Give a user access to one more project (created if new)."""
+    accounts.add_project(_user(email), _project_name(project), utcnow())
+    click.echo(f"{email} can now see {project}")
+
+
 def register(app: Flask) -> None:
-    for command in (serve_command, setup_command, expire_command, keys_group):
+    for command in (serve_command, setup_command, expire_command, keys_group, users_group):
         app.cli.add_command(command)
 
 

@@ -179,6 +179,20 @@ def complete_token(
     token_pk: int, output: str | None, record: CompletionRecord, now: datetime
 ) -> bool:
     """Complete a waiting token with ``output`` (JSON text). True if this call decided it."""
+    values = {"status": COMPLETED, "output": output, "finished_at": now}
+    return _finish(token_pk, values, {"status": COMPLETED}, record, now)
+
+
+def time_out_now(token_pk: int, record: CompletionRecord, now: datetime) -> bool:
+    """An operator ends a waiting token as timed out, now. True if this call decided it."""
+    values = {"status": TIMED_OUT, "timeout_at": now, "finished_at": now}
+    return _finish(token_pk, values, {"status": TIMED_OUT, "timeout_at": now}, record, now)
+
+
+def _finish(
+    token_pk: int, values: dict, tag_values: dict, record: CompletionRecord, now: datetime
+) -> bool:
+    """The one transition: a conditional UPDATE on a still-waiting token, then its record."""
     write_transaction()
     decided = db.session.execute(
         update(Token)
@@ -187,11 +201,11 @@ def complete_token(
             Token.status == WAITING,
             or_(Token.timeout_at.is_(None), Token.timeout_at > now),
         )
-        .values(status=COMPLETED, output=output, finished_at=now)
+        .values(**values)
         .execution_options(**_NO_SYNC)
     ).rowcount
     if decided == 1:
-        _copy_status_to_tags([token_pk], COMPLETED)
+        _copy_to_tags([token_pk], tag_values)
         _notify_other_processes([token_pk])
         db.session.add(
             Completion(
@@ -257,7 +271,7 @@ def expire_due(now: datetime, batch_size: int = 1000) -> int:
             .all()
         )
         if expired:
-            _copy_status_to_tags(expired, TIMED_OUT)
+            _copy_to_tags(expired, {"status": TIMED_OUT})
             _notify_other_processes(expired)
         db.session.commit()
         _announce(expired)
@@ -283,10 +297,11 @@ def _announce(token_pks: list[int]) -> None:
         token_decided.send(current_app._get_current_object(), token_pks=token_pks)
 
 
-def _copy_status_to_tags(token_pks: list[int], status: str) -> None:
+def _copy_to_tags(token_pks: list[int], values: dict) -> None:
+    """Keep the copies of status (and deadline) in ``token_tags`` in step with ``tokens``."""
     db.session.execute(
         update(TokenTag)
         .where(TokenTag.token_pk.in_(token_pks))
-        .values(status=status)
+        .values(**values)
         .execution_options(**_NO_SYNC)
     )

@@ -64,6 +64,42 @@ class Project(db.Model):
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="project")
 
 
+class User(db.Model):
+    """An operator who logs in to the dashboard; sees only their projects."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    projects: Mapped[list[Project]] = relationship(
+        secondary="memberships", order_by="Project.name", lazy="selectin"
+    )
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class LoginThrottle(db.Model):
+    """Failed logins per IP and per account, in a fixed window (shared by all processes)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ApiKey(db.Model):
     __tablename__ = "api_keys"
 
@@ -155,7 +191,8 @@ class Completion(db.Model):
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
     token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"), unique=True)
-    # api (API key), callback (the URL's JSON POST), page (the approval page form).
+    # api (API key), callback (the URL's JSON POST), page (the approval page form),
+    # dashboard (an operator; actor is their email; with no output for "time out now").
     source: Mapped[str] = mapped_column(String(16))
     # Set for an approve/reject decision; None for a completion with arbitrary output.
     approved: Mapped[bool | None] = mapped_column(Boolean)

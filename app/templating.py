@@ -34,6 +34,16 @@ def remaining(deadline: datetime, now: datetime | None = None) -> str:
     return f"in {seconds} s"
 
 
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    seconds = int(((now or utcnow()) - as_utc(moment)).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"  # pragma: no cover
+
+
 def detail(value) -> str:
     if value is True:
         return "Yes"
@@ -45,6 +55,7 @@ def detail(value) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(remaining)
+    app.add_template_filter(ago)
     app.add_template_filter(detail)
     app.add_template_filter(isoformat, "iso")
     app.add_template_filter(json.loads, "fromjson")

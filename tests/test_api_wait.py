@@ -91,3 +91,51 @@ def test_the_window_is_at_most_60_seconds(api, timeout):
 def test_waiting_needs_the_tokens_project(api, other_api):
     token = api.create()
     assert error_of(other_api.get(f"{TOKENS}/{token['id']}/wait?timeout=1s"), 404)
+
+
+def test_waiters_beyond_capacity_answer_at_once_and_leaving_frees_a_slot(tmp_path):
+    """One worker holding at most 2 waiters: a third is answered at once; a client that
+    hangs up frees its slot within about a second."""
+    import httpx
+
+    from .support import ServerProcess, create_database, drop_database
+
+    url = create_database(tmp_path)
+    server = ServerProcess(
+        url, tmp_path, WAITPOINT_WORKERS="1", WAITPOINT_THREADS="40", WAITPOINT_MAX_WAITERS="2"
+    ).start()
+    try:
+        key = server.new_key("cap")
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.url, headers=auth) as http:
+            token = http.post(TOKENS, json={}).json()
+            wait_path = f"{TOKENS}/{token['id']}/wait?timeout=20s"
+
+            def timed_wait(timeout="2s"):
+                started = time.monotonic()
+                body = http.get(f"{TOKENS}/{token['id']}/wait?timeout={timeout}").json()
+                return body["status"], time.monotonic() - started
+
+            # Two clients, at once, that give up after 0.5 s and close their connections.
+            def impatient():
+                with (
+                    httpx.Client(
+                        base_url=server.url, headers=auth, timeout=httpx.Timeout(5, read=0.5)
+                    ) as client,
+                    pytest.raises(httpx.ReadTimeout),
+                ):
+                    client.get(wait_path)
+
+            threads = [threading.Thread(target=impatient) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            # Their server-side waits are still held for up to a second: at capacity.
+            assert timed_wait()[1] < 1.0
+            time.sleep(1.5)  # the server notices the closed sockets
+            status, seconds = timed_wait()
+            assert status == "WAITING" and 1.8 < seconds < 4
+    finally:
+        server.stop()
+        drop_database(url)

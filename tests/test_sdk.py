@@ -194,3 +194,27 @@ def test_a_waiter_on_one_process_wakes_when_another_completes(tmp_path):
         first.stop()
         second.stop()
         drop_database(url)
+
+
+def test_the_refund_example_runs_end_to_end(live_server, live_key):
+    import os
+    import subprocess
+    import sys
+
+    from .support import ROOT
+
+    env = {**os.environ, "WAITPOINT_URL": live_server.url, "WAITPOINT_API_KEY": live_key}
+    agent = subprocess.Popen(
+        [sys.executable, "examples/refund_agent.py", "42", "240"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = agent.stdout.readline()
+    assert line.startswith("Waiting for a human. Approval page: http")
+    url = line.rsplit(" ", 1)[1].strip()
+    httpx.post(url, json={"approved": True, "approver": "Ada", "comment": "ok"})
+    out, _ = agent.communicate(timeout=10)
+    assert agent.returncode == 0
+    assert "Approved by Ada" in out

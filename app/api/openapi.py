@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from . import bp
 from .schemas import (
+    DURATION_DOC,
     CompleteTokenRequest,
     CompleteTokenResponse,
     CreateTokenRequest,
@@ -142,6 +143,31 @@ def build_document() -> dict:
                     "responses": {
                         "200": _json(TokenRetrieveResponse, "The token."),
                         **_errors(401, 404),
+                    },
+                }
+            },
+            "/api/v1/waitpoints/tokens/{id}/wait": {
+                "get": {
+                    "operationId": "waitForToken",
+                    "summary": "Long poll until the token is completed or times out",
+                    "description": "Holds the request until the token leaves WAITING or the "
+                    "window ends, then answers with the retrieve object either way. A process "
+                    "already holding its maximum of waits answers at once.",
+                    "security": secured,
+                    "parameters": [
+                        TOKEN_ID,
+                        {
+                            "name": "timeout",
+                            "in": "query",
+                            "required": False,
+                            "description": "How long to hold the request, at most 60s. "
+                            + DURATION_DOC,
+                            "schema": {"type": "string", "default": "30s"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(TokenRetrieveResponse, "The token, decided or not."),
+                        **_errors(400, 401, 404),
                     },
                 }
             },

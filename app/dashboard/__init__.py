@@ -1,0 +1,7 @@
+"""The operator dashboard: login, tokens by status and tag (live), detail and actions."""
+
+from flask import Blueprint
+
+bp = Blueprint("dashboard", __name__)
+
+from . import auth, views  # noqa: E402,F401  (routes register on import)

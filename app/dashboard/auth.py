@@ -1,0 +1,73 @@
+"""Login, logout and the ``login_required`` guard."""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import g, make_response, redirect, render_template, request, session, url_for
+
+from .. import accounts
+from ..extensions import db
+from ..models import User
+from ..timeutil import utcnow
+from . import bp
+from .forms import LoginForm
+
+
+def current_user() -> User | None:
+    user_id = session.get("user_id")
+    return db.session.get(User, user_id) if user_id is not None else None
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.user = current_user()
+        if g.user is None:
+            return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("dashboard.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        result = accounts.log_in(
+            form.email.data, form.password.data, request.remote_addr or "?", utcnow()
+        )
+        if result.user is not None:
+            session.clear()  # a fresh session: no fixation
+            session["user_id"] = result.user.id
+            return redirect(_safe_next(request.args.get("next")), code=303)
+        if result.retry_after is not None:
+            minutes = max(1, round(result.retry_after.total_seconds() / 60))
+            form.form_errors.append(f"Too many failed logins. Try again in {minutes} minute(s).")
+            status = 429
+        else:
+            form.form_errors.append("Wrong email or password.")
+            status = 401
+    elif request.method == "POST":
+        status = 400
+    response = make_response(render_template("dashboard/login.html", form=form), status)
+    if status == 429:
+        response.headers["Retry-After"] = str(int(result.retry_after.total_seconds()) + 1)
+    return response
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("dashboard.login"), code=303)

@@ -1,0 +1,41 @@
+"""Dashboard forms (Flask-WTF: CSRF on every POST)."""
+
+import json
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+
+
+class DecisionForm(FlaskForm):
+    comment = TextAreaField("Comment (optional)", validators=[Optional(), Length(max=2000)])
+    approve = SubmitField("Confirm approval")
+    reject = SubmitField("Confirm rejection")
+
+
+class CompleteForm(FlaskForm):
+    output = TextAreaField("Output (JSON)", validators=[DataRequired(), Length(max=1_000_000)])
+    submit = SubmitField("Confirm completion")
+
+    def validate_output(self, field):
+        try:
+            self.parsed = json.loads(field.data, parse_constant=_no_constants)
+        except ValueError as exc:
+            raise ValidationError(f"not valid JSON: {exc}") from None
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+class TimeoutForm(FlaskForm):
+    submit = SubmitField("Confirm: time out now")
+
+
+class LogoutForm(FlaskForm):
+    submit = SubmitField("Log out")

@@ -1,0 +1,128 @@
+"""The dashboard's token list: every tag required, search, status counts.
+
+Driven from ``token_tags`` when tags are given (one index range scan on the first
+tag, ``EXISTS`` probes for the others), else from ``tokens`` by (project, status,
+pk). Newest first by ``pk``; cursors as in the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import aliased
+
+from ..extensions import db
+from ..lifecycle import ID_PREFIX, idempotency_hash
+from ..listing import Page, encode_cursor, status_condition
+from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING, Token, TokenTag
+
+
+@dataclass(frozen=True)
+class BoardFilter:
+    status: str | None = WAITING  # None: all
+    tags: tuple[str, ...] = ()
+    search: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _scope(project_id: int, flt: BoardFilter):
+    """(select-from clause builder, the table carrying status/timeout, the pk column)."""
+    if not flt.tags:
+        return Token, Token.pk, [Token.project_id == project_id], None
+    first = aliased(TokenTag, name="first_tag")
+    conditions = [first.project_id == project_id, first.tag == flt.tags[0]]
+    for tag in flt.tags[1:]:
+        other = aliased(TokenTag)
+        conditions.append(exists().where(other.token_pk == first.token_pk, other.tag == tag))
+    return first, first.token_pk, conditions, first
+
+
+def _row_conditions(flt: BoardFilter) -> list:
+    conditions = []
+    if flt.search:
+        text = flt.search.strip()
+        suffix = text.removeprefix(ID_PREFIX).lower()
+        by_key = Token.idempotency_key_hash == idempotency_hash(text)
+        if suffix.isalnum() and len(suffix) >= 4:
+            # An id or its start (the list shows short ids): a range on the unique index.
+            by_id = and_(Token.public_id >= suffix, Token.public_id < suffix + "~")
+            conditions.append(or_(by_id, by_key))
+        else:
+            conditions.append(by_key)
+    if flt.created_from is not None:
+        conditions.append(Token.created_at >= flt.created_from)
+    if flt.created_to is not None:
+        conditions.append(Token.created_at <= flt.created_to)
+    return conditions
+
+
+def _base(project_id: int, flt: BoardFilter):
+    """``(build(*columns) -> select, status table, pk column)`` for one filter."""
+    status_table, pk, conditions, driver = _scope(project_id, flt)
+
+    def build(*columns):
+        query = select(*columns)
+        if driver is not None:
+            query = query.select_from(driver).join(Token, Token.pk == driver.token_pk)
+        return query.where(*conditions, *_row_conditions(flt))
+
+    return build, status_table, pk
+
+
+def board_page(
+    project_id: int,
+    flt: BoardFilter,
+    now: datetime,
+    size: int,
+    after: int | None = None,
+    before: int | None = None,
+) -> Page:
+    build, status_table, pk = _base(project_id, flt)
+    query = build(Token)
+    if flt.status is not None:
+        query = query.where(status_condition(status_table, (flt.status,), now))
+    if after is not None:
+        query = query.where(pk < after)
+    if before is not None:
+        query = query.where(pk > before)
+    backwards = before is not None
+    query = query.order_by(pk.asc() if backwards else pk.desc()).limit(size + 1)
+    rows = list(db.session.execute(query).scalars())
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    page = Page(tokens=rows)
+    if rows:
+        if more or backwards:
+            page.next_cursor = encode_cursor(rows[-1].pk)
+        if (more and backwards) or after is not None:
+            page.previous_cursor = encode_cursor(rows[0].pk)
+    return page
+
+
+def status_counts(project_id: int, flt: BoardFilter, now: datetime) -> dict[str, int]:
+    """Tokens per effective status under the filter (status itself aside): one query."""
+    build, status_table, _ = _base(project_id, flt)
+    overdue = case(
+        (and_(status_table.status == WAITING, status_table.timeout_at <= now), 1), else_=0
+    )
+    query = build(status_table.status, overdue.label("overdue"), func.count())
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, is_overdue, count in db.session.execute(
+        query.group_by(status_table.status, overdue)
+    ):
+        counts[TIMED_OUT if is_overdue else status] += count
+    counts["ALL"] = counts[WAITING] + counts[COMPLETED] + counts[TIMED_OUT]
+    return counts
+
+
+def tag_suggestions(project_id: int, prefix: str, limit: int = 10) -> list[str]:
+    """Tags of the project starting with ``prefix``: a range on the tag index."""
+    query = select(TokenTag.tag).where(TokenTag.project_id == project_id)
+    if prefix:
+        query = query.where(TokenTag.tag >= prefix, TokenTag.tag < prefix + "\U0010ffff")
+    return list(db.session.execute(query.distinct().order_by(TokenTag.tag).limit(limit)).scalars())

@@ -1,0 +1,261 @@
+"""Dashboard pages: the token board of a project, a token's detail, operator actions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from .. import accounts, capability, lifecycle, listing
+from ..approvals.views import SECURITY_HEADERS, card_for
+from ..extensions import htmx
+from ..models import STATUSES, Token
+from ..timeutil import as_utc, parse_duration, utcnow
+from . import bp
+from .auth import login_required
+from .forms import CompleteForm, DecisionForm, LogoutForm, TimeoutForm
+from .queries import BoardFilter, board_page, status_counts, tag_suggestions
+
+PAGE_SIZE = 25
+PERIODS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
+TABS = (
+    ("WAITING", "Waiting"),
+    ("COMPLETED", "Completed"),
+    ("TIMED_OUT", "Timed out"),
+    ("ALL", "All"),
+)
+
+
+@bp.after_request
+def _security_headers(response):
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@bp.context_processor
+def _layout():
+    return {"logout_form": LogoutForm(), "user": g.get("user")}
+
+
+def _project(project_id: int):
+    project = accounts.member_project(g.user.id, project_id)
+    if project is None:
+        abort(404)  # not theirs, or no such project: the same answer
+    return project
+
+
+@bp.get("/dashboard/")
+@login_required
+def home():
+    if not g.user.projects:
+        return render_template("dashboard/no_projects.html")
+    return redirect(url_for("dashboard.tokens", project_id=g.user.projects[0].id))
+
+
+class Filters:
+    """The board's filter state, read from (and written back to) the query string."""
+
+    def __init__(self, args: MultiDict, now: datetime):
+        self.status = args.get("status", "WAITING")
+        if self.status not in (*STATUSES, "ALL"):
+            self.status = "WAITING"
+        self.tags = tuple(dict.fromkeys(t.strip() for t in args.getlist("tag") if t.strip()))
+        self.q = args.get("q", "").strip()[:2048]
+        self.created = args.get("created", "")
+        self.from_date = args.get("from", "")
+        self.to_date = args.get("to", "")
+        self.errors: list[str] = []
+        self.created_from, self.created_to = self._created_range(now)
+        self.after = self._cursor(args.get("after"))
+        self.before = self._cursor(args.get("before")) if self.after is None else None
+
+    def _created_range(self, now: datetime):
+        start = end = None
+        if self.created in PERIODS:
+            start = now - parse_duration(self.created)
+        elif self.created == "custom":
+            start, end = self._date(self.from_date, "From"), self._date(self.to_date, "To")
+            if end is not None:
+                end += timedelta(days=1)  # the whole "to" day
+        else:
+            self.created = ""
+        return start, end
+
+    def _date(self, text: str, label: str) -> datetime | None:
+        if not text:
+            return None
+        try:
+            return as_utc(datetime.strptime(text, "%Y-%m-%d"))
+        except ValueError:
+            self.errors.append(f"{label}: use a date like 2026-11-28.")
+            return None
+
+    def _cursor(self, value: str | None) -> int | None:
+        if not value:
+            return None
+        try:
+            return listing.decode_cursor(value)
+        except listing.BadCursor:
+            self.errors.append("That page link is not valid any more; showing the newest.")
+            return None
+
+    def board_filter(self, status: str | None = "current") -> BoardFilter:
+        status = self.status if status == "current" else status
+        return BoardFilter(
+            status=None if status == "ALL" else status,
+            tags=self.tags,
+            search=self.q or None,
+            created_from=self.created_from,
+            created_to=self.created_to,
+        )
+
+    def args(self, **changes) -> dict:
+        """Query arguments for a link: these filters with ``changes`` applied."""
+        args = {
+            "status": self.status,
+            "tag": list(self.tags),
+            "q": self.q,
+            "created": self.created,
+            "from": self.from_date,
+            "to": self.to_date,
+        }
+        args.update(changes)
+        return {k: v for k, v in args.items() if v not in ("", None, [])}
+
+
+@bp.get("/dashboard/p/<int:project_id>/tokens")
+@login_required
+def tokens(project_id: int):
+    project = _project(project_id)
+    now = utcnow()
+    filters = Filters(request.args, now)
+    page = board_page(
+        project.id,
+        filters.board_filter(),
+        now,
+        PAGE_SIZE,
+        after=filters.after,
+        before=filters.before,
+    )
+    context = {
+        "project": project,
+        "filters": filters,
+        "page": page,
+        "counts": status_counts(project.id, filters.board_filter(), now),
+        "tabs": TABS,
+        "periods": PERIODS,
+        "now": now,
+        "status_of": lambda token: lifecycle.effective_status(token, now),
+        "public_id": lifecycle.public_id_of,
+    }
+    if htmx and htmx.target == "board":
+        return render_template("dashboard/_board.html", **context)
+    return render_template("dashboard/tokens.html", **context)
+
+
+@bp.get("/dashboard/p/<int:project_id>/tags")
+@login_required
+def tags(project_id: int):
+    project = _project(project_id)
+    prefix = request.args.get("tag", "").strip()[:128]
+    return render_template("dashboard/_tag_options.html", tags=tag_suggestions(project.id, prefix))
+
+
+def _token(project_id: int, token_id: str) -> tuple:
+    project = _project(project_id)
+    token = lifecycle.find_token(token_id, project.id)
+    if token is None:
+        abort(404)
+    return project, token
+
+
+@bp.get("/dashboard/p/<int:project_id>/tokens/<token_id>")
+@login_required
+def detail(project_id: int, token_id: str, forms: dict | None = None, status: int = 200):
+    project, token = _token(project_id, token_id)
+    now = utcnow()
+    forms = forms or {}
+    output = _pretty(token.output) if token.output is not None else None
+    if lifecycle.effective_status(token, now) == "TIMED_OUT":
+        output = _pretty(lifecycle.timeout_output(token))
+    context = {
+        "project": project,
+        "token": token,
+        "card": card_for(token, now),
+        "status": lifecycle.effective_status(token, now),
+        "public_id": lifecycle.public_id_of(token),
+        "callback_url": capability.callback_url(lifecycle.public_id_of(token)),
+        "output": output,
+        "details": json.loads(token.details_json) if token.details_json else None,
+        "tags": json.loads(token.tags_json),
+        "decision_form": forms.get("decision") or DecisionForm(),
+        "complete_form": forms.get("complete") or CompleteForm(),
+        "timeout_form": TimeoutForm(),
+        "now": now,
+    }
+    return render_template("dashboard/detail.html", **context), status
+
+
+def _pretty(text: str) -> str:
+    return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+
+
+def _record() -> lifecycle.CompletionRecord:
+    return lifecycle.CompletionRecord(
+        source="dashboard",
+        actor=g.user.email,
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:512] or None,
+    )
+
+
+def _after_action(project_id: int, token: Token, applied: bool, done: str):
+    if applied:
+        flash(done, "success")
+    else:
+        flash("Nothing changed: the token had already been decided.", "warning")
+    return redirect(
+        url_for("dashboard.detail", project_id=project_id, token_id=lifecycle.public_id_of(token)),
+        code=303,
+    )
+
+
+@bp.post("/dashboard/p/<int:project_id>/tokens/<token_id>/decide")
+@login_required
+def decide(project_id: int, token_id: str):
+    _, token = _token(project_id, token_id)
+    form = DecisionForm()
+    if not form.validate_on_submit() or form.approve.data == form.reject.data:
+        if not form.errors:
+            form.form_errors.append("Choose approve or reject.")
+        return detail(project_id, token_id, forms={"decision": form}, status=422)
+    approved = bool(form.approve.data)
+    applied = lifecycle.decide_token(
+        token.pk, approved, form.comment.data or "", _record(), utcnow()
+    )
+    return _after_action(project_id, token, applied, "Approved." if approved else "Rejected.")
+
+
+@bp.post("/dashboard/p/<int:project_id>/tokens/<token_id>/complete")
+@login_required
+def complete(project_id: int, token_id: str):
+    _, token = _token(project_id, token_id)
+    form = CompleteForm()
+    if not form.validate_on_submit():
+        return detail(project_id, token_id, forms={"complete": form}, status=422)
+    applied = lifecycle.complete_token(
+        token.pk, lifecycle.to_json_text(form.parsed), _record(), utcnow()
+    )
+    return _after_action(project_id, token, applied, "Completed with your output.")
+
+
+@bp.post("/dashboard/p/<int:project_id>/tokens/<token_id>/time-out")
+@login_required
+def time_out(project_id: int, token_id: str):
+    _, token = _token(project_id, token_id)
+    if not TimeoutForm().validate_on_submit():
+        abort(400)
+    applied = lifecycle.time_out_now(token.pk, _record(), utcnow())
+    return _after_action(project_id, token, applied, "Timed out now.")

@@ -1,0 +1,367 @@
+"""The operator dashboard, server side: accounts, permissions, filters, actions."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from app import accounts
+from app.timeutil import utcnow
+
+from .conftest import TOKENS, Api
+from .support import ROOT, waitpoint_command
+
+PASSWORD = "correct horse battery staple"
+XSS = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def users(app):
+    with app.app_context():
+        accounts.create_user("alice@example.com", PASSWORD, ["alpha"], utcnow())
+        accounts.create_user("bob@example.com", PASSWORD, ["beta", "gamma"], utcnow())
+    return {"alpha": 1, "beta": 2}
+
+
+def log_in(client, email="alice@example.com", password=PASSWORD):
+    return client.post("/login", data={"email": email, "password": password})
+
+
+@pytest.fixture
+def alice(client, users, api_key):
+    assert log_in(client).status_code == 303
+    return client
+
+
+def board(client, project_id=1, **params):
+    response = client.get(f"/dashboard/p/{project_id}/tokens", query_string=params)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    counts = dict(re.findall(r'data-status="(\w+)">(\d+)<', html))
+    return re.findall(r'data-token="([^"]+)"', html), {k: int(v) for k, v in counts.items()}, html
+
+
+# Accounts ------------------------------------------------------------------------------
+
+
+def test_users_cli_reads_the_password_from_stdin_never_a_flag(tmp_path, database_url):
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "SECRET_KEY": "x" * 32}
+
+    def run(*args, stdin=""):
+        return subprocess.run(
+            [*waitpoint_command(), *args],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    created = run(
+        "users",
+        "create",
+        "--email",
+        "Op@Example.com",
+        "--project",
+        "alpha",
+        "--project",
+        "beta",
+        stdin=PASSWORD + "\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "op@example.com" in created.stdout and PASSWORD not in created.stdout
+    assert (
+        run(
+            "users", "create", "--email", "x@example.com", "--project", "a", "--password", PASSWORD
+        ).returncode
+        == 2
+    )
+    assert (
+        "at least 10"
+        in run(
+            "users", "create", "--email", "y@example.com", "--project", "a", stdin="short\n"
+        ).stderr
+    )
+    assert (
+        "already exists"
+        in run(
+            "users", "create", "--email", "op@example.com", "--project", "a", stdin=PASSWORD + "\n"
+        ).stderr
+    )
+    assert (
+        run("users", "add-project", "--email", "op@example.com", "--project", "gamma").returncode
+        == 0
+    )
+    assert "op@example.com\talpha, beta, gamma" in run("users", "list").stdout
+    assert run("users", "delete", "--email", "op@example.com").returncode == 0
+    assert run("users", "list").stdout.strip() == "no users"
+
+
+def test_passwords_are_stored_hashed(app, users):
+    with app.app_context():
+        user = accounts.find_user("alice@example.com")
+        assert PASSWORD not in user.password_hash
+        assert user.password_hash.startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_login_sets_a_safe_session_cookie_and_logout_clears_it(client, users):
+    response = log_in(client)
+    assert response.status_code == 303
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert client.get("/dashboard/p/1/tokens").status_code == 200
+    assert client.post("/logout").status_code == 303
+    assert client.get("/dashboard/p/1/tokens").status_code == 302
+
+
+def test_the_cookie_is_secure_behind_https(app_factory, users):
+    client = app_factory(
+        WAITPOINT_PUBLIC_URL="https://approvals.example.com", SESSION_COOKIE_SECURE=True
+    ).test_client()
+    assert "Secure" in log_in(client).headers["Set-Cookie"]
+
+
+def test_a_wrong_password_is_refused(client, users):
+    response = log_in(client, password="wrong password!")
+    assert response.status_code == 401
+    assert "Wrong email or password." in response.get_data(as_text=True)
+    assert log_in(client, email="nobody@example.com").status_code == 401
+
+
+def test_failed_logins_are_rate_limited_per_account(client, users):
+    for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT):
+        assert log_in(client, password="wrong password!").status_code == 401
+    throttled = log_in(client)  # even the right password waits now
+    assert throttled.status_code == 429
+    assert "Too many failed logins" in throttled.get_data(as_text=True)
+    assert int(throttled.headers["Retry-After"]) > 0
+    assert log_in(client, email="bob@example.com").status_code == 303  # other accounts work
+
+
+def test_failed_logins_are_rate_limited_per_ip(client, users, app):
+    from app.extensions import db
+    from app.models import LoginThrottle
+
+    for _ in range(3):  # counted per IP as well as per account
+        log_in(client, email="nobody@example.com", password="wrong password!")
+    with app.app_context():
+        row = db.session.get(LoginThrottle, "ip:127.0.0.1")
+        assert row.failures == 3
+        row.failures = accounts.MAX_FAILURES_PER_IP - 1  # as if many accounts had been tried
+        db.session.commit()
+    assert log_in(client, email="nobody@example.com").status_code == 401
+    assert log_in(client).status_code == 429  # the right password, from that IP, waits
+
+
+def test_login_redirects_only_to_local_paths(client, users):
+    response = client.post(
+        "/login?next=//evil.example/x", data={"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/dashboard/"
+    client.post("/logout")
+    response = client.post(
+        "/login?next=/dashboard/p/1/tokens%3Fstatus%3DALL",
+        data={"email": "alice@example.com", "password": PASSWORD},
+    )
+    assert response.headers["Location"] == "/dashboard/p/1/tokens?status=ALL"
+
+
+def test_login_needs_its_csrf_token(app_factory, users):
+    client = app_factory(WTF_CSRF_ENABLED=True).test_client()
+    assert log_in(client).status_code == 400
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    response = client.post(
+        "/login", data={"csrf_token": token, "email": "alice@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 303
+
+
+# Permissions ---------------------------------------------------------------------------
+
+PAGES = [
+    ("get", "/dashboard/p/{p}/tokens"),
+    ("get", "/dashboard/p/{p}/tags?tag=a"),
+    ("get", "/dashboard/p/{p}/tokens/{t}"),
+    ("post", "/dashboard/p/{p}/tokens/{t}/decide"),
+    ("post", "/dashboard/p/{p}/tokens/{t}/complete"),
+    ("post", "/dashboard/p/{p}/tokens/{t}/time-out"),
+]
+
+
+@pytest.fixture
+def beta_token(client, users, other_key):
+    return Api(client, other_key).create(tags=["secret"])["id"]
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES)
+def test_anonymous_users_are_sent_to_login(client, beta_token, method, path):
+    response = getattr(client, method)(path.format(p=2, t=beta_token), data={"approve": "1"})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES)
+def test_a_user_of_project_a_gets_404_on_project_b(alice, beta_token, other_key, method, path):
+    data = {"approve": "1", "output": "{}", "submit": "1"}
+    response = getattr(alice, method)(path.format(p=2, t=beta_token), data=data)
+    assert response.status_code == 404
+    assert "Not found" in response.get_data(as_text=True)
+    assert Api(alice, other_key).retrieve(beta_token)["status"] == "WAITING"
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES[2:])
+def test_a_token_of_project_b_is_404_under_project_a_too(alice, beta_token, method, path):
+    response = getattr(alice, method)(path.format(p=1, t=beta_token), data={"approve": "1"})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES[3:])
+def test_actions_without_csrf_are_refused(app_factory, users, api_key, method, path):
+    client = app_factory(WTF_CSRF_ENABLED=True).test_client()
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    client.post(
+        "/login", data={"csrf_token": token, "email": "alice@example.com", "password": PASSWORD}
+    )
+    api = Api(client, api_key)
+    made = api.create()["id"]
+    response = client.post(path.format(p=1, t=made), data={"approve": "1", "output": "{}"})
+    assert response.status_code == 400
+    assert api.retrieve(made)["status"] == "WAITING"
+
+
+# The board -----------------------------------------------------------------------------
+
+
+def test_two_tags_narrow_to_tokens_having_both(alice, api):
+    both = api.create(tags=["customer:42", "kind:refund"])["id"]
+    api.create(tags=["customer:42"])
+    api.create(tags=["kind:refund"])
+    newest_both = api.create(tags=["kind:refund", "x", "customer:42"])["id"]
+    ids, counts, _ = board(alice, tag=["customer:42", "kind:refund"])
+    assert ids == [newest_both, both]
+    assert counts == {"WAITING": 2, "COMPLETED": 0, "TIMED_OUT": 0, "ALL": 2}
+
+
+def test_status_tabs_and_counts(alice, api):
+    waiting = api.create()["id"]
+    done = api.create()["id"]
+    api.post(f"{TOKENS}/{done}/complete", json={"data": 1})
+    ids, counts, _ = board(alice)
+    assert ids == [waiting]
+    assert counts == {"WAITING": 1, "COMPLETED": 1, "TIMED_OUT": 0, "ALL": 2}
+    assert board(alice, status="COMPLETED")[0] == [done]
+    assert board(alice, status="ALL")[0] == [done, waiting]
+
+
+def test_search_by_id_prefix_or_idempotency_key(alice, api):
+    keyed = api.create(idempotencyKey="order-77")["id"]
+    other = api.create()["id"]
+    assert board(alice, q="order-77")[0] == [keyed]
+    assert board(alice, q=other)[0] == [other]
+    assert board(alice, q=other.removeprefix("waitpoint_")[:8])[0] == [other]
+    assert board(alice, q="nothing-like-it")[0] == []
+
+
+def test_created_within_and_bad_dates(alice, api, app):
+    recent = api.create()["id"]
+    assert board(alice, created="1h")[0] == [recent]
+    assert board(alice, created="custom", **{"from": "2000-01-01", "to": "2000-01-02"})[0] == []
+    _, _, html = board(alice, created="custom", **{"from": "yesterday"})
+    assert "From: use a date like" in html
+
+
+def test_pages_walk_older_and_newer(alice, api):
+    made = [api.create()["id"] for _ in range(30)][::-1]
+    first_ids, _, html = board(alice)
+    assert first_ids == made[:25]
+    older = re.search(r'href="([^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
+    second = alice.get(older).get_data(as_text=True)
+    assert re.findall(r'data-token="([^"]+)"', second) == made[25:]
+    newer = re.search(r'href="([^"]+)" rel="prev"', second).group(1).replace("&amp;", "&")
+    assert re.findall(r'data-token="([^"]+)"', alice.get(newer).get_data(as_text=True)) == made[:25]
+
+
+def test_the_board_fragment_for_htmx(alice, api):
+    api.create()
+    response = alice.get(
+        "/dashboard/p/1/tokens", headers={"HX-Request": "true", "HX-Target": "board"}
+    )
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith('<section id="board"') or 'id="board"' in html[:300]
+    assert "<form" not in html
+
+
+def test_tag_suggestions_by_prefix(alice, api):
+    api.create(tags=["customer:42", "customer:7", "kind:refund"])
+    html = alice.get("/dashboard/p/1/tags?tag=cust").get_data(as_text=True)
+    assert re.findall(r'value="([^"]+)"', html) == ["customer:42", "customer:7"]
+
+
+def test_xss_renders_as_text_in_list_and_detail(alice, api):
+    token = api.create(title=XSS, tags=[XSS], description=XSS, details={XSS: XSS})["id"]
+    api.post(f"{TOKENS}/{token}/complete", json={"data": {XSS: XSS}})
+    for html in (
+        board(alice, status="ALL")[2],
+        alice.get(f"/dashboard/p/1/tokens/{token}").get_data(as_text=True),
+    ):
+        assert "<script>alert" not in html
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+
+
+# Actions -------------------------------------------------------------------------------
+
+
+def test_approve_from_the_detail_page(alice, api):
+    token = api.create()["id"]
+    response = alice.post(
+        f"/dashboard/p/1/tokens/{token}/decide",
+        data={"approve": "Confirm approval", "comment": "ok by ops"},
+    )
+    assert response.status_code == 303
+    done = api.retrieve(token)
+    assert json.loads(done["output"]) == {
+        "approved": True,
+        "comment": "ok by ops",
+        "approver": "alice@example.com",
+    }
+    assert done["decision"]["source"] == "dashboard"
+    page = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Approved." in page and "alice@example.com" in page and "Confirm approval" not in page
+
+
+def test_complete_with_custom_json_and_invalid_json(alice, api):
+    token = api.create()["id"]
+    bad = alice.post(f"/dashboard/p/1/tokens/{token}/complete", data={"output": "{oops"})
+    assert bad.status_code == 422
+    assert "not valid JSON" in bad.get_data(as_text=True)
+    assert api.retrieve(token)["status"] == "WAITING"
+    good = alice.post(f"/dashboard/p/1/tokens/{token}/complete", data={"output": '{"refund": 240}'})
+    assert good.status_code == 303
+    assert json.loads(api.retrieve(token)["output"]) == {"refund": 240}
+
+
+def test_time_out_now_is_recorded_with_who(alice, api, app):
+    token = api.create(timeout="1h")["id"]
+    assert alice.post(f"/dashboard/p/1/tokens/{token}/time-out").status_code == 303
+    done = api.retrieve(token)
+    assert done["status"] == "TIMED_OUT" and done["outputIsError"] is True
+    from app import lifecycle
+
+    with app.app_context():
+        record = lifecycle.find_token(token).completion
+        assert (record.source, record.actor) == ("dashboard", "alice@example.com")
+    assert board(alice, status="TIMED_OUT")[0] == [token]
+
+
+def test_an_action_on_a_decided_token_changes_nothing(alice, api):
+    token = api.create()["id"]
+    api.post(f"{TOKENS}/{token}/complete", json={"data": "first"})
+    response = alice.post(
+        f"/dashboard/p/1/tokens/{token}/decide", data={"reject": "1"}, follow_redirects=True
+    )
+    assert "Nothing changed" in response.get_data(as_text=True)
+    assert json.loads(api.retrieve(token)["output"]) == "first"
