@@ -89,8 +89,13 @@ def list_tokens(
         )
     else:
         query = _filtered(project_id, flt, now, after, before)
-    rows = list(db.session.execute(query.order_by(order).limit(size + 1)).scalars())
+    return fetch_page(query.order_by(order), size, after, before)
 
+
+def fetch_page(ordered_query, size: int, after: int | None, before: int | None) -> Page:
+    """Run a query ordered away from the cursor (pk desc, or asc going back) as one page."""
+    backwards = before is not None
+    rows = list(db.session.execute(ordered_query.limit(size + 1)).scalars())
     more = len(rows) > size
     rows = rows[:size]
     if backwards:

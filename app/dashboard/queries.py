@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..lifecycle import ID_PREFIX, idempotency_hash
-from ..listing import Page, encode_cursor, status_condition
+from ..listing import Page, fetch_page, status_condition
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING, Token, TokenTag
 
 
@@ -88,20 +88,9 @@ def board_page(
         query = query.where(pk < after)
     if before is not None:
         query = query.where(pk > before)
-    backwards = before is not None
-    query = query.order_by(pk.asc() if backwards else pk.desc()).limit(size + 1)
-    rows = list(db.session.execute(query).scalars())
-    more = len(rows) > size
-    rows = rows[:size]
-    if backwards:
-        rows.reverse()
-    page = Page(tokens=rows)
-    if rows:
-        if more or backwards:
-            page.next_cursor = encode_cursor(rows[-1].pk)
-        if (more and backwards) or after is not None:
-            page.previous_cursor = encode_cursor(rows[0].pk)
-    return page
+    return fetch_page(
+        query.order_by(pk.asc() if before is not None else pk.desc()), size, after, before
+    )
 
 
 def status_counts(project_id: int, flt: BoardFilter, now: datetime) -> dict[str, int]:
