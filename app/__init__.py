@@ -83,7 +83,7 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_error_handlers(app: Flask) -> None:
     from .api.errors import ApiError, error_response, http_error_as_json, log_unexpected, wants_json
-    from .approvals.views import SECURITY_HEADERS
+    from .web import add_security_headers
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -92,18 +92,16 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):
         body = render_template("errors/csrf.html", reason=exc.description)
-        response = make_response(body, 400)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+        return add_security_headers(make_response(body, 400))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if wants_json(request):
             return http_error_as_json(exc)
         if exc.code == 404:
-            response = make_response(render_template("errors/not_found.html"), 404)
-            response.headers.update(SECURITY_HEADERS)
-            return response
+            return add_security_headers(
+                make_response(render_template("errors/not_found.html"), 404)
+            )
         return exc
 
     @app.errorhandler(Exception)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from blinker import Namespace
@@ -233,7 +233,7 @@ def decide_token(
     ``record.actor`` is the approver's name (or None). True if this call decided it.
     """
     output = to_json_text({"approved": approved, "comment": comment, "approver": record.actor})
-    record = CompletionRecord(**{**record.__dict__, "approved": approved, "comment": comment})
+    record = replace(record, approved=approved, comment=comment)
     return complete_token(token_pk, output, record, now)
 
 

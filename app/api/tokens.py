@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import COMPLETED, WAITING, Token
 from ..timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..waiting import client_gone
+from ..web import completion_record
 from . import bp
 from .auth import require_api_key
 from .errors import ApiError, parse_model, read_json_body, read_json_object
@@ -157,7 +158,7 @@ def complete_token(token_id: str):
     )
     token = _project_token(token_id)
     output = lifecycle.to_json_text(body.data) if "data" in body.model_fields_set else None
-    record = lifecycle.CompletionRecord(source="api", **_client())
+    record = completion_record("api")
     return _completion_response(token, output, record)
 
 
@@ -166,7 +167,7 @@ def callback(token_id: str, signature: str):
     """The capability URL: no API key; the signature is the permission."""
     token = callback_token(token_id, signature)
     data = read_json_body(current_app.config["WAITPOINT_COMPLETE_MAX_BYTES"], lenient=True)
-    record = lifecycle.CompletionRecord(source="callback", **_client())
+    record = completion_record("callback")
     return _completion_response(token, lifecycle.to_json_text(data), record)
 
 
@@ -194,10 +195,3 @@ def _project_token(token_id: str) -> Token:
     if token is None:
         raise ApiError(404, "token: not found")
     return token
-
-
-def _client() -> dict:
-    return {
-        "ip": request.remote_addr,
-        "user_agent": (request.user_agent.string or None) and request.user_agent.string[:512],
-    }

@@ -11,34 +11,18 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import flash, get_flashed_messages, make_response, redirect, render_template, request
+from flask import flash, get_flashed_messages, make_response, redirect, render_template
 from flask_htmx import make_response as htmx_response
 
 from .. import capability, lifecycle
 from ..extensions import db, htmx
 from ..models import TIMED_OUT, WAITING, Token
 from ..timeutil import utcnow
+from ..web import add_security_headers, completion_record
 from . import bp
 from .forms import DecisionForm
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    # The URL is the secret: never send it to a site linked from the description.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "X-Robots-Tag": "noindex, nofollow",
-}
-
-
-@bp.after_request
-def _security_headers(response):
-    response.headers.update(SECURITY_HEADERS)
-    return response
+bp.after_request(add_security_headers)
 
 
 @dataclass(frozen=True)
@@ -138,12 +122,7 @@ def decide(token_id: str, signature: str):
             form.form_errors.append("Choose Approve or Reject.")
         return _invalid(token, signature, form)
 
-    record = lifecycle.CompletionRecord(
-        source="page",
-        actor=form.approver.data or None,
-        ip=request.remote_addr,
-        user_agent=(request.user_agent.string or "")[:512] or None,
-    )
+    record = completion_record("page", actor=form.approver.data or None)
     applied = lifecycle.decide_token(token.pk, choice, form.comment.data or "", record, utcnow())
     db.session.refresh(token)
     notice = _notice(applied, choice)

@@ -9,10 +9,11 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from .. import accounts, capability, lifecycle, listing
-from ..approvals.views import SECURITY_HEADERS, card_for
+from ..approvals.views import card_for
 from ..extensions import htmx
 from ..models import STATUSES, Token
 from ..timeutil import as_utc, parse_duration, utcnow
+from ..web import add_security_headers, completion_record
 from . import bp
 from .auth import login_required
 from .forms import CompleteForm, DecisionForm, LogoutForm, TimeoutForm
@@ -28,10 +29,7 @@ TABS = (
 )
 
 
-@bp.after_request
-def _security_headers(response):
-    response.headers.update(SECURITY_HEADERS)
-    return response
+bp.after_request(add_security_headers)
 
 
 @bp.context_processor
@@ -203,12 +201,7 @@ def _pretty(text: str) -> str:
 
 
 def _record() -> lifecycle.CompletionRecord:
-    return lifecycle.CompletionRecord(
-        source="dashboard",
-        actor=g.user.email,
-        ip=request.remote_addr,
-        user_agent=(request.user_agent.string or "")[:512] or None,
-    )
+    return completion_record("dashboard", actor=g.user.email)
 
 
 def _after_action(project_id: int, token: Token, applied: bool, done: str):
