@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .database import write_transaction
 from .extensions import db
 from .models import LoginThrottle, Membership, Project, User
 
@@ -48,7 +49,9 @@ def project_named(name: str, now: datetime) -> Project:
 def create_user(email: str, password: str, project_names: list[str], now: datetime) -> User:
     email = normalise_email(email)
     check_password_rules(password)
-    user = User(email=email, password_hash=generate_password_hash(password), created_at=now)
+    password_hash = generate_password_hash(password)  # slow: before taking the write lock
+    write_transaction()
+    user = User(email=email, password_hash=password_hash, created_at=now)
     db.session.add(user)
     try:
         db.session.flush()
@@ -68,6 +71,7 @@ def find_user(email: str) -> User | None:
 
 
 def add_project(user: User, project_name: str, now: datetime) -> None:
+    write_transaction()
     project = project_named(project_name, now)
     if db.session.get(Membership, (user.id, project.id)) is None:
         db.session.add(Membership(user_id=user.id, project_id=project.id))
@@ -75,7 +79,8 @@ def add_project(user: User, project_name: str, now: datetime) -> None:
 
 
 def delete_user(user: User) -> None:
-    db.session.delete(user)
+    write_transaction()
+    db.session.delete(db.session.merge(user))
     db.session.commit()
 
 
@@ -107,6 +112,7 @@ def log_in(email: str, password: str, ip: str, now: datetime) -> LoginResult:
     user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if ok and user is not None:
+        write_transaction()
         db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
         db.session.commit()
         return LoginResult(user=user)
@@ -125,6 +131,7 @@ def _throttled(keys: tuple[str, str], now: datetime) -> timedelta | None:
 
 
 def _count_failure(keys: tuple[str, str], now: datetime) -> None:
+    write_transaction()
     for key in keys:
         counted = db.session.execute(
             update(LoginThrottle)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from . import accounts
 from .config import ConfigError
 from .credentials import hash_api_key, new_api_key, visible_prefix
+from .database import write_transaction
 from .extensions import db
 from .models import ApiKey, Project, User
 from .timeutil import isoformat, utcnow
@@ -39,6 +40,7 @@ def migrate_database() -> None:
 
 
 def create_api_key(project_name: str) -> str:
+    write_transaction()
     project = db.session.execute(
         select(Project).where(Project.name == project_name)
     ).scalar_one_or_none()
@@ -144,6 +146,7 @@ def keys_revoke(key: str) -> None:
         query = query.where(ApiKey.key_hash == hash_api_key(key))
     else:
         query = query.where(ApiKey.prefix == key.rstrip("…"))
+    write_transaction()
     matches = db.session.execute(query).scalars().all()
     if len(matches) != 1:
         raise click.ClickException(

@@ -251,6 +251,10 @@ def expire_due(now: datetime, batch_size: int = 1000) -> int:
     """
     total = 0
     while True:
+        # Look before locking: most sweeps find nothing, and should not take the write lock.
+        if not _anything_due(now):
+            db.session.commit()
+            return total
         write_transaction()
         due = (
             select(Token.pk)
@@ -278,6 +282,11 @@ def expire_due(now: datetime, batch_size: int = 1000) -> int:
         total += len(expired)
         if len(expired) < batch_size:
             return total
+
+
+def _anything_due(now: datetime) -> bool:
+    query = select(Token.pk).where(Token.status == WAITING, Token.timeout_at <= now).limit(1)
+    return db.session.execute(query).first() is not None
 
 
 def _notify_other_processes(token_pks: list[int]) -> None:
