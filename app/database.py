@@ -9,6 +9,8 @@ writers queue on the busy timeout and the conditional UPDATEs see fresh rows.
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -34,10 +36,36 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
+    # SQLite's busy handler polls with growing sleeps, so under load some writers wait
+    # far longer than others. Writers of this process queue on a lock instead (first
+    # come, first served); the busy timeout is left to arbitrate between processes.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection):
-        write = connection.get_execution_options().get(_WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if connection.get_execution_options().get(_WRITE, False):
+            writer.acquire()
+            connection.info[_WRITE] = True
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(connection)
+                raise
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    def _release(connection):
+        if connection.info.pop(_WRITE, False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
+
+    @event.listens_for(engine.pool, "checkin")
+    def _release_on_checkin(_dbapi_connection, record):
+        # A safety net: a connection going back to the pool never keeps the lock.
+        if record is not None and record.info.pop(_WRITE, False):
+            writer.release()
 
 
 def write_transaction() -> None:

@@ -45,17 +45,35 @@ def load(app, n: int) -> None:
         for start in range(0, n, BATCH):
             tokens, tags = [], []
             for i in range(start, min(n, start + BATCH)):
-                status = "WAITING" if rng.random() < 0.1 else rng.choice(["COMPLETED",
-                                                                          "TIMED_OUT"])
+                status = "WAITING" if rng.random() < 0.1 else rng.choice(["COMPLETED", "TIMED_OUT"])
                 created = now - timedelta(seconds=n - i)
                 timeout = created + timedelta(days=30)
-                names = [f"customer:{rng.randrange(300)}", rng.choice(["kind:refund",
-                                                                       "kind:deploy"])]
-                tokens.append({"pk": i + 1, "public_id": f"{i:025d}", "project_id": 1,
-                               "status": status, "created_at": created, "timeout_at": timeout,
-                               "tags_json": json.dumps(names), "finished_at": None})
-                tags += [{"token_pk": i + 1, "tag": t, "project_id": 1, "status": status,
-                          "timeout_at": timeout} for t in names]
+                names = [
+                    f"customer:{rng.randrange(300)}",
+                    rng.choice(["kind:refund", "kind:deploy"]),
+                ]
+                tokens.append(
+                    {
+                        "pk": i + 1,
+                        "public_id": f"{i:025d}",
+                        "project_id": 1,
+                        "status": status,
+                        "created_at": created,
+                        "timeout_at": timeout,
+                        "tags_json": json.dumps(names),
+                        "finished_at": None,
+                    }
+                )
+                tags += [
+                    {
+                        "token_pk": i + 1,
+                        "tag": t,
+                        "project_id": 1,
+                        "status": status,
+                        "timeout_at": timeout,
+                    }
+                    for t in names
+                ]
             db.session.execute(insert(Token), tokens)
             db.session.execute(insert(TokenTag), tags)
             db.session.commit()
@@ -83,14 +101,16 @@ def timed(client, path: str, headers=None, rounds: int = 30) -> dict:
         samples.append(time.perf_counter() - started)
         assert response.status_code == 200
     samples.sort()
-    return {"p50_ms": round(statistics.median(samples) * 1000, 2),
-            "p99_ms": round(samples[int(0.99 * (len(samples) - 1))] * 1000, 2)}
+    return {
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "p99_ms": round(samples[int(0.99 * (len(samples) - 1))] * 1000, 2),
+    }
 
 
 def bench(kind: str, n: int, tmp: Path) -> dict:
-    import tests.support as support
     from flask_migrate import upgrade
 
+    import tests.support as support
     from app.cli import create_api_key
     from app.extensions import db
     from tests.conftest import make_app
@@ -106,17 +126,23 @@ def bench(kind: str, n: int, tmp: Path) -> dict:
         load(app, n)
         loaded = time.perf_counter() - started
         client = app.test_client()
-        client.post("/login", data={"email": "bench@example.com",
-                                    "password": "bench-password-123"})
+        client.post("/login", data={"email": "bench@example.com", "password": "bench-password-123"})
         auth = {"Authorization": f"Bearer {key}"}
         row = {
             "database": kind,
             "tokens": n,
             "load_seconds": round(loaded, 1),
-            "api_list": timed(client, f"/api/v1/waitpoints/tokens?filter[status]=WAITING"
-                                      f"&filter[tags]={TAG}&page[size]=25", auth),
-            "dashboard_board": timed(client, f"/dashboard/p/1/tokens?tag={TAG}",
-                                     {"HX-Request": "true", "HX-Target": "board"}),
+            "api_list": timed(
+                client,
+                f"/api/v1/waitpoints/tokens?filter[status]=WAITING"
+                f"&filter[tags]={TAG}&page[size]=25",
+                auth,
+            ),
+            "dashboard_board": timed(
+                client,
+                f"/dashboard/p/1/tokens?tag={TAG}",
+                {"HX-Request": "true", "HX-Target": "board"},
+            ),
             "dashboard_page": timed(client, f"/dashboard/p/1/tokens?tag={TAG}"),
         }
         with app.app_context():
@@ -139,14 +165,28 @@ def main() -> None:
             for n in (int(s) for s in args.sizes.split(",")):
                 row = bench(kind, n, Path(tmp))
                 rows.append(row)
-                print(f"{kind:10} {n:>8} tokens (loaded in {row['load_seconds']:5.1f} s) | "
-                      + " | ".join(f"{name} p50 {row[name]['p50_ms']:6.2f} ms "
-                                   f"p99 {row[name]['p99_ms']:6.2f} ms"
-                                   for name in ("api_list", "dashboard_board",
-                                                "dashboard_page")), flush=True)
+                print(
+                    f"{kind:10} {n:>8} tokens (loaded in {row['load_seconds']:5.1f} s) | "
+                    + " | ".join(
+                        f"{name} p50 {row[name]['p50_ms']:6.2f} ms "
+                        f"p99 {row[name]['p99_ms']:6.2f} ms"
+                        for name in ("api_list", "dashboard_board", "dashboard_page")
+                    ),
+                    flush=True,
+                )
     out = ROOT / "bench" / "results" / "scale.json"
-    out.write_text(json.dumps({"machine": os.uname().nodename, "cpus": os.cpu_count(),
-                               "filter": f"WAITING + {TAG}", "rows": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "machine": os.uname().nodename,
+                "cpus": os.cpu_count(),
+                "filter": f"WAITING + {TAG}",
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

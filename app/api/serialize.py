@@ -7,7 +7,7 @@ from datetime import datetime
 
 from .. import lifecycle
 from ..capability import callback_url
-from ..models import COMPLETED, TIMED_OUT, Token
+from ..models import COMPLETED, TIMED_OUT, WAITING, Token
 from ..timeutil import isoformat
 
 
@@ -47,6 +47,8 @@ def _add_request_fields(item: dict, token: Token) -> None:
         item["description"] = token.description
     if token.details_json is not None:
         item["details"] = json.loads(token.details_json)
+    if token.status == WAITING:
+        return  # no completion record yet: skip the lookup
     completion = token.completion
     if completion is not None and completion.approved is not None:
         decision = {
