@@ -58,12 +58,10 @@ def configure_engine(engine: Engine) -> None:
         if connection.info.pop(_WRITE, False):
             writer.release()
 
-    event.listen(engine, "commit", _release)
-    event.listen(engine, "rollback", _release)
-
     @event.listens_for(engine.pool, "checkin")
     def _release_on_checkin(_dbapi_connection, record):
-        # A safety net: a connection going back to the pool never keeps the lock.
+        # The session gives its connection back once the COMMIT (or ROLLBACK) has
+        # finished: only then may the next writer of this process go.
         if record is not None and record.info.pop(_WRITE, False):
             writer.release()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from .models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, T
 from .timeutil import isoformat
 
 ID_PREFIX = "waitpoint_"
+_PUBLIC_ID = re.compile(r"[a-z0-9]{1,32}", re.ASCII)
 _NO_SYNC = {"synchronize_session": False}
 
 # Sent after a commit that decided tokens (``token_pks=[...]``): wakes waiters here.
@@ -167,9 +169,10 @@ def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: dat
 
 def find_token(public_id: str, project_id: int | None = None) -> Token | None:
     """The token with this public id (``waitpoint_...``), within a project if one is given."""
-    if not public_id.startswith(ID_PREFIX):
-        return None
-    query = select(Token).where(Token.public_id == public_id[len(ID_PREFIX) :])
+    suffix = public_id.removeprefix(ID_PREFIX)
+    if suffix == public_id or not _PUBLIC_ID.fullmatch(suffix):
+        return None  # not one of ours: no need to ask the database
+    query = select(Token).where(Token.public_id == suffix)
     if project_id is not None:
         query = query.where(Token.project_id == project_id)
     return db.session.execute(query).scalar_one_or_none()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +18,8 @@ from sqlalchemy import and_, or_, select, union
 
 from .extensions import db
 from .models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
+
+_CURSOR = re.compile(r"t[0-9]{1,19}", re.ASCII)
 
 
 class BadCursor(ValueError):
@@ -32,7 +35,7 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("is not a valid cursor") from None
-    if not raw.startswith("t") or not raw[1:].isdigit() or len(raw) > 20:
+    if not _CURSOR.fullmatch(raw) or int(raw[1:]) > 2**63 - 1:
         raise BadCursor("is not a valid cursor")
     return int(raw[1:])
 

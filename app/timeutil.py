@@ -55,7 +55,10 @@ def parse_datetime(text: str) -> datetime:
         raise ValueError("must be an ISO 8601 date-time such as 2026-11-28T15:04:05Z") from None
     if value.tzinfo is None:
         raise ValueError("must include a UTC offset (Z or +hh:mm)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
 
 
 def parse_deadline(text: str, now: datetime) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
+from .jsontext import check_text
 from .lifecycle import CompletionRecord
 
 SECURITY_HEADERS = {
@@ -23,6 +24,17 @@ SECURITY_HEADERS = {
 def add_security_headers(response):
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def storable_text(_form, field) -> None:
+    """A WTForms validator: the text must fit a database text column (no NUL)."""
+    from wtforms.validators import ValidationError
+
+    try:
+        check_text(field.data or "")
+    except ValueError as exc:
+        message = str(exc)
+        raise ValidationError(message[0].upper() + message[1:] + ".") from None
 
 
 def completion_record(source: str, actor: str | None = None) -> CompletionRecord:

@@ -165,3 +165,24 @@ def test_a_callback_body_over_the_limit_is_413(api, client):
         callback_path(token), data=b"[" + b"1," * 600_000 + b"1]", content_type="application/json"
     )
     error_of(response, 413)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"data": 1e400}', "out of range"),
+        ('{"data": "\\ud800"}', "unpaired surrogate"),
+        ('{"data": ' + "[" * 2000 + "]" * 2000 + "}", "nested deeper"),
+        ('{"data": NaN}', "NaN is not JSON"),
+    ],
+)
+def test_outputs_that_cannot_be_stored_are_refused(api, client, body, reason):
+    token = api.create()
+    response = api.post(
+        f"{TOKENS}/{token['id']}/complete", data=body, content_type="application/json"
+    )
+    assert reason in error_of(response, 400)
+    assert api.retrieve(token["id"])["status"] == "WAITING"
+    # The callback URL takes any body: what is not storable JSON counts as {}.
+    assert client.post(callback_path(token), data=body).get_json()["applied"] is True
+    assert json.loads(api.retrieve(token["id"])["output"]) == {}

@@ -220,3 +220,38 @@ def test_a_revoked_key_is_refused(app, client, api_key, runner):
     assert result.exit_code == 0, result.output
     response = client.post(TOKENS, json={}, headers={"Authorization": f"Bearer {api_key}"})
     assert "revoked" in error_of(response, 401)
+
+
+@pytest.mark.parametrize("timeout", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00"])
+def test_a_timeout_out_of_range_is_400(api, timeout):
+    assert error_of(api.post(TOKENS, json={"timeout": timeout}), 400).startswith("timeout:")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": "a\u0000b"}, "title"),
+        ({"tags": ["ok", "nul\u0000"]}, "tags"),
+        ({"idempotencyKey": "\u0000"}, "idempotencyKey"),
+        ({"details": {"k": "v\u0000"}}, "details"),
+    ],
+)
+def test_text_a_database_cannot_hold_is_400(api, body, field):
+    message = error_of(api.post(TOKENS, json=body), 400)
+    assert message.startswith(f"{field}:")
+
+
+def test_lone_surrogates_are_not_valid_json(api):
+    message = error_of(api.post(TOKENS, json={"description": "\ud800"}), 400)
+    assert message.startswith("body: is not valid JSON") and "surrogate" in message
+
+
+def test_eleven_tags_are_422_even_when_one_is_also_invalid(api):
+    tags = [f"t{i}" for i in range(10)] + [""]
+    assert error_of(api.post(TOKENS, json={"tags": tags}), 422).startswith("tags:")
+
+
+def test_a_bad_tag_names_the_problem(api):
+    assert error_of(api.post(TOKENS, json={"tags": ["ok", ""]}), 400) == (
+        "tags: String should have at least 1 character"
+    )

@@ -193,3 +193,27 @@ def test_retrieve_reports_a_timeout_as_an_error_output(app, api):
         "message": f"Waitpoint timed out at {body['timeoutAt']}",
     }
     assert body["completedAt"] == body["timeoutAt"]
+
+
+@pytest.mark.parametrize("cursor", ["dMKy", "dDk5OTk5OTk5OTk5OTk5OTk5OTk", "dC0x"])
+def test_cursors_that_only_look_numeric_are_400(api, cursor):
+    response = api.get(TOKENS, query_string={"page[after]": cursor})
+    assert error_of(response, 400) == "page[after]: is not a valid cursor"
+
+
+def test_at_most_ten_tags_in_a_filter(api):
+    tags = ",".join(f"t{i}" for i in range(11))
+    assert error_of(api.get(TOKENS, query_string={"filter[tags]": tags}), 400).startswith(
+        "filter[tags]:"
+    )
+
+
+@pytest.mark.parametrize("name", ["filter[tags]", "filter[idempotencyKey]"])
+def test_nul_characters_in_filters_are_400(api, name):
+    response = api.get(TOKENS, query_string={name: "a\u0000"})
+    assert "NUL" in error_of(response, 400)
+
+
+def test_an_id_with_odd_characters_is_simply_not_found(api):
+    for token_id in ("waitpoint_%00", "waitpoint_A-B", "waitpoint_" + "a" * 40):
+        assert error_of(api.get(f"{TOKENS}/{token_id}"), 404) == "token: not found"

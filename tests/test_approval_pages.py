@@ -266,4 +266,12 @@ def test_bad_page_fields_are_400_naming_the_field(api, body, field):
 
 def test_non_finite_numbers_are_not_json(api):
     response = api.post(TOKENS, data='{"details": {"x": NaN}}', content_type="application/json")
-    assert error_of(response, 400) == "body: is not valid JSON"
+    assert error_of(response, 400) == "body: is not valid JSON (NaN is not JSON)"
+
+
+def test_nul_in_the_approvers_name_is_refused(api, client):
+    token = api.create()
+    response = client.post(decide_path(token), data={"approve": "Approve", "approver": "\u0000"})
+    assert response.status_code == 422
+    assert "NUL" in response.get_data(as_text=True)
+    assert api.retrieve(token["id"])["status"] == "WAITING"

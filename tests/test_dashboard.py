@@ -365,3 +365,61 @@ def test_an_action_on_a_decided_token_changes_nothing(alice, api):
     )
     assert "Nothing changed" in response.get_data(as_text=True)
     assert json.loads(api.retrieve(token)["output"]) == "first"
+
+
+def test_odd_filter_values_are_reported_not_500(alice, api):
+    api.create(tags=["a"])
+    for params in (
+        {"created": "custom", "to": "9999-12-31"},
+        {"created": "custom", "from": "0001-01-01"},
+        {"tag": "nul\u0000"},
+        {"q": "\u0000"},
+        {"tag": [f"t{i}" for i in range(12)]},
+        {"after": "dMKy"},
+    ):
+        response = alice.get("/dashboard/p/1/tokens", query_string=params)
+        assert response.status_code == 200, params
+    html = alice.get("/dashboard/p/1/tokens", query_string={"tag": "nul\u0000"}).get_data(
+        as_text=True
+    )
+    assert "must not contain NUL characters" in html
+    assert alice.get("/dashboard/p/1/tokens/waitpoint_%00").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/%5Cevil.example",
+        "/%5C%5Cevil.example",
+        "//evil.example",
+        "https%3A//evil.example/",
+        "/%09evil",
+    ],
+)
+def test_no_open_redirect_after_login(client, users, target):
+    response = client.post(
+        f"/login?next={target}", data={"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/dashboard/"
+
+
+def test_a_deleted_users_cookie_does_not_open_a_new_users_account(app, client, users):
+    log_in(client, email="bob@example.com")  # bob is the newest user: the highest id
+    assert client.get("/dashboard/p/2/tokens").status_code == 200
+    with app.app_context():
+        bob_id = accounts.find_user("bob@example.com").id
+        accounts.delete_user(accounts.find_user("bob@example.com"))
+        eve = accounts.create_user("eve@example.com", PASSWORD, ["beta"], utcnow())
+        same_id = eve.id == bob_id
+    response = client.get("/dashboard/p/2/tokens")
+    assert response.status_code == 302  # back to the login page, whoever has the id now
+    assert same_id or response.status_code == 302
+
+
+def test_nul_in_an_action_comment_is_refused(alice, api):
+    token = api.create()["id"]
+    response = alice.post(
+        f"/dashboard/p/1/tokens/{token}/decide", data={"approve": "1", "comment": "a\u0000b"}
+    )
+    assert response.status_code == 422
+    assert api.retrieve(token)["status"] == "WAITING"

@@ -218,3 +218,42 @@ def test_the_refund_example_runs_end_to_end(live_server, live_key):
     out, _ = agent.communicate(timeout=10)
     assert agent.returncode == 0
     assert "Approved by Ada" in out
+
+
+def test_complete_without_data_leaves_no_output(sdk):
+    token = sdk.create_token()
+    assert sdk.complete_token(token).applied is True
+    assert sdk.retrieve_token(token).raw.get("output") is None
+    assert sdk.for_token(token).output is None
+
+
+def test_times_the_client_cannot_send_are_refused_before_sending(sdk):
+    from datetime import datetime, timedelta
+
+    for bad in (timedelta(seconds=-5), 0, datetime(2030, 1, 1)):
+        with pytest.raises(ValueError):
+            sdk.create_token(timeout=bad)
+    with pytest.raises(ValueError):
+        list(sdk.list_tokens(from_=datetime(2030, 1, 1)))
+
+
+def test_for_token_rides_out_a_server_restart(tmp_path):
+    url = create_database(tmp_path)
+    server = ServerProcess(url, tmp_path, WAITPOINT_WORKERS="1").start()
+    try:
+        key = server.new_key("restart")
+        with Waitpoint(server.url, key, poll_window=2) as client:
+            token = client.create_token(timeout="1h")
+            box = {}
+            waiter = threading.Thread(target=lambda: box.update(result=client.for_token(token)))
+            waiter.start()
+            time.sleep(0.5)
+            server.stop()  # the wait's connection drops; the SDK keeps asking
+            time.sleep(3)
+            server.start()
+            httpx.post(token.url, json={"after": "restart"})
+            waiter.join(20)
+            assert box["result"].unwrap() == {"after": "restart"}
+    finally:
+        server.stop()
+        drop_database(url)

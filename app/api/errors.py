@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Request, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
+
+from ..jsontext import parse_json
 
 
 class ApiError(Exception):
@@ -43,10 +43,15 @@ def http_error_as_json(exc: HTTPException):
 
 def validation_message(exc: ValidationError) -> tuple[int, str]:
     """The first problem of a pydantic error, as ``(status, "field: message")``."""
-    first = exc.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or "body"
-    # A union (string or array) reports one error per branch; name the field once.
-    field = field.split(".str")[0].split(".list[")[0]
+    errors = exc.errors(include_url=False)
+    # A union (a tag or a list of tags) reports one error per branch: the deepest one is
+    # about the branch the client meant.
+    first = max(
+        (e for e in errors if e["loc"][:1] == errors[0]["loc"][:1]), key=lambda e: len(e["loc"])
+    )
+    # Name the field as the client sent it: the first part of the location (pydantic adds
+    # the union branch it tried, such as "constrained-str", after it).
+    field = str(first["loc"][0]) if first["loc"] else "body"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "is not a known field"
@@ -72,16 +77,11 @@ def read_json_body(max_bytes: int, *, lenient: bool = False):
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(raw)
+    except ValueError as exc:
         if lenient:
             return {}
-        raise ApiError(400, "body: is not valid JSON") from None
-
-
-def _reject_constant(name: str):
-    # Python's json reads NaN and Infinity; JSON (and every other client) does not.
-    raise ValueError(f"{name} is not JSON")
+        raise ApiError(400, f"body: {exc}") from None
 
 
 def read_json_object(max_bytes: int) -> dict:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..jsontext import check_text
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
 from ..timeutil import parse_duration
 
@@ -41,6 +42,20 @@ DURATION_DOC = (
     "A duration: one or more <integer><unit> groups, units w d h hr m s "
     "(30s, 10m, 2h, 3d, 4w, 1h30m), at most 100 characters."
 )
+
+
+def storable(value):
+    """Every string in a value (keys included) must fit a text column."""
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, list):
+        for item in value:
+            storable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key)
+            storable(item)
+    return value
 
 
 class _Strict(BaseModel):
@@ -90,14 +105,24 @@ class CreateTokenRequest(_Strict):
             raise ValueError("must be longer than zero")
         return value
 
-    @field_validator("tags")
+    @field_validator("tags", mode="before")
     @classmethod
-    def _at_most_ten(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(dict.fromkeys(value)) > MAX_TAGS:
-            raise PydanticCustomError(
-                "too_many_tags", "at most {limit} tags are allowed", {"limit": MAX_TAGS}
-            )
+    def _at_most_ten(cls, value):
+        # Counted before each tag is checked: 11 tags are a 422 even if one is also bad.
+        if isinstance(value, list):
+            distinct = {v for v in value if isinstance(v, str)} | {
+                id(v) for v in value if not isinstance(v, str)
+            }
+            if len(distinct) > MAX_TAGS:
+                raise PydanticCustomError(
+                    "too_many_tags", "at most {limit} tags are allowed", {"limit": MAX_TAGS}
+                )
         return value
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value):
+        return storable(value)
 
     def tag_list(self) -> tuple[str, ...]:
         if self.tags is None:
@@ -231,9 +256,19 @@ class ListTokensQuery(_Strict):
     @field_validator("tags")
     @classmethod
     def _tag_list(cls, value: str | None) -> str | None:
-        if value is not None and any(not t or len(t) > 128 for t in value.split(",")):
+        if value is None:
+            return None
+        tags = value.split(",")
+        if any(not t or len(t) > 128 for t in tags):
             raise ValueError("each tag must be 1..128 characters")
+        if len(set(tags)) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags")
         return value
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value):
+        return storable(value)
 
     def statuses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.status.split(","))) if self.status else ()

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import Length, Optional
 
+from ..web import storable_text
+
 NAME_MAX = 100
 COMMENT_MAX = 2000
 
@@ -11,12 +13,12 @@ COMMENT_MAX = 2000
 class DecisionForm(FlaskForm):
     approver = StringField(
         "Your name (optional)",
-        validators=[Optional(), Length(max=NAME_MAX)],
+        validators=[Optional(), Length(max=NAME_MAX), storable_text],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
     comment = TextAreaField(
         "Comment (optional)",
-        validators=[Optional(), Length(max=COMMENT_MAX)],
+        validators=[Optional(), Length(max=COMMENT_MAX), storable_text],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
     approve = SubmitField("Approve")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -15,9 +17,18 @@ from . import bp
 from .forms import LoginForm
 
 
+def session_key(user: User) -> str:
+    """Ties a session to this user record: a deleted user's cookie never fits a new user
+    who gets the same id, and a new password ends every older session."""
+    return hashlib.sha256(f"{user.id}:{user.email}:{user.password_hash}".encode()).hexdigest()
+
+
 def current_user() -> User | None:
     user_id = session.get("user_id")
-    return db.session.get(User, user_id) if user_id is not None else None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not hmac.compare_digest(session.get("user_key", ""), session_key(user)):
+        return None
+    return user
 
 
 def login_required(view):
@@ -33,7 +44,13 @@ def login_required(view):
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    # Browsers read "/\\host" as "//host": refuse backslashes and control characters too.
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not any(c == "\\" or ord(c) < 32 or ord(c) == 127 for c in target)
+    ):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
@@ -51,6 +68,7 @@ def login():
         if result.user is not None:
             session.clear()  # a fresh session: no fixation
             session["user_id"] = result.user.id
+            session["user_key"] = session_key(result.user)
             return redirect(_safe_next(request.args.get("next")), code=303)
         if result.retry_after is not None:
             minutes = max(1, round(result.retry_after.total_seconds() / 60))

@@ -1,10 +1,11 @@
 """Dashboard forms (Flask-WTF: CSRF on every POST)."""
 
-import json
-
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from ..jsontext import parse_json
+from ..web import storable_text
 
 
 class LoginForm(FlaskForm):
@@ -13,7 +14,9 @@ class LoginForm(FlaskForm):
 
 
 class DecisionForm(FlaskForm):
-    comment = TextAreaField("Comment (optional)", validators=[Optional(), Length(max=2000)])
+    comment = TextAreaField(
+        "Comment (optional)", validators=[Optional(), Length(max=2000), storable_text]
+    )
     approve = SubmitField("Confirm approval")
     reject = SubmitField("Confirm rejection")
 
@@ -24,13 +27,9 @@ class CompleteForm(FlaskForm):
 
     def validate_output(self, field):
         try:
-            self.parsed = json.loads(field.data, parse_constant=_no_constants)
+            self.parsed = parse_json(field.data)
         except ValueError as exc:
-            raise ValidationError(f"not valid JSON: {exc}") from None
-
-
-def _no_constants(name):
-    raise ValueError(f"{name} is not JSON")
+            raise ValidationError(f"{exc}.") from None
 
 
 class TimeoutForm(FlaskForm):

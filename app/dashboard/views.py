@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from .. import accounts, capability, lifecycle, listing
 from ..approvals.views import card_for
 from ..extensions import htmx
+from ..jsontext import check_text
 from ..models import STATUSES, Token
 from ..timeutil import as_utc, parse_duration, utcnow
 from ..web import add_security_headers, completion_record
@@ -20,6 +21,7 @@ from .forms import CompleteForm, DecisionForm, LogoutForm, TimeoutForm
 from .queries import BoardFilter, board_page, status_counts, tag_suggestions
 
 PAGE_SIZE = 25
+MAX_TAGS = 10
 PERIODS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
 TABS = (
     ("WAITING", "Waiting"),
@@ -59,15 +61,31 @@ class Filters:
         self.status = args.get("status", "WAITING")
         if self.status not in (*STATUSES, "ALL"):
             self.status = "WAITING"
-        self.tags = tuple(dict.fromkeys(t.strip() for t in args.getlist("tag") if t.strip()))
-        self.q = args.get("q", "").strip()[:2048]
+        self.errors: list[str] = []
+        tags = [t.strip() for t in args.getlist("tag") if t.strip()]
+        self.tags = tuple(dict.fromkeys(t for t in tags if self._usable(t, 128, "Tag")))
+        if len(self.tags) > MAX_TAGS:
+            self.errors.append(f"At most {MAX_TAGS} tags at once; using the first {MAX_TAGS}.")
+            self.tags = self.tags[:MAX_TAGS]
+        q = args.get("q", "").strip()
+        self.q = q if self._usable(q, 2048, "Search") else ""
         self.created = args.get("created", "")
         self.from_date = args.get("from", "")
         self.to_date = args.get("to", "")
-        self.errors: list[str] = []
         self.created_from, self.created_to = self._created_range(now)
         self.after = self._cursor(args.get("after"))
         self.before = self._cursor(args.get("before")) if self.after is None else None
+
+    def _usable(self, text: str, limit: int, label: str) -> bool:
+        try:
+            check_text(text)
+        except ValueError as exc:
+            self.errors.append(f"{label}: {exc}; ignored.")
+            return False
+        if len(text) > limit:
+            self.errors.append(f"{label}: longer than {limit} characters; ignored.")
+            return False
+        return True
 
     def _created_range(self, now: datetime):
         start = end = None
@@ -75,7 +93,7 @@ class Filters:
             start = now - parse_duration(self.created)
         elif self.created == "custom":
             start, end = self._date(self.from_date, "From"), self._date(self.to_date, "To")
-            if end is not None:
+            if end is not None and end < datetime.max.replace(tzinfo=end.tzinfo) - timedelta(2):
                 end += timedelta(days=1)  # the whole "to" day
         else:
             self.created = ""
@@ -86,7 +104,7 @@ class Filters:
             return None
         try:
             return as_utc(datetime.strptime(text, "%Y-%m-%d"))
-        except ValueError:
+        except (ValueError, OverflowError):
             self.errors.append(f"{label}: use a date like 2026-11-28.")
             return None
 

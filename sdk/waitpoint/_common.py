@@ -57,10 +57,20 @@ def token_id(token: TokenRef) -> str:
 
 
 def duration(value: str | timedelta | int | float) -> str:
+    """A duration for the wire: strings as given (the server checks them), numbers of
+    seconds and timedeltas rounded up to whole seconds; zero or less is refused."""
     if isinstance(value, str):
         return value
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    return f"{max(1, math.ceil(seconds))}s"
+    if not seconds > 0:
+        raise ValueError(f"a duration must be positive, not {value!r}")
+    return f"{math.ceil(seconds)}s"
+
+
+def aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (a naive datetime is ambiguous)")
+    return value
 
 
 def create_body(
@@ -76,7 +86,9 @@ def create_body(
     body: dict[str, Any] = {}
     if timeout is not None:
         body["timeout"] = (
-            timeout.isoformat() if isinstance(timeout, datetime) else duration(timeout)
+            aware(timeout, "timeout").isoformat()
+            if isinstance(timeout, datetime)
+            else duration(timeout)
         )
     if tags is not None:
         body["tags"] = tags if isinstance(tags, str) else list(tags)
@@ -90,8 +102,10 @@ def create_body(
     return body
 
 
-def _instant(value: datetime | str) -> str:
-    return str(int(value.timestamp() * 1000)) if isinstance(value, datetime) else value
+def _instant(value: datetime | str, name: str) -> str:
+    if isinstance(value, datetime):
+        return str(int(aware(value, name).timestamp() * 1000))
+    return value
 
 
 def list_params(
@@ -114,9 +128,9 @@ def list_params(
     if period is not None:
         params["filter[createdAt][period]"] = duration(period)
     if from_ is not None:
-        params["filter[createdAt][from]"] = _instant(from_)
+        params["filter[createdAt][from]"] = _instant(from_, "from_")
     if to is not None:
-        params["filter[createdAt][to]"] = _instant(to)
+        params["filter[createdAt][to]"] = _instant(to, "to")
     return params
 
 
@@ -147,6 +161,18 @@ def retryable(response: httpx.Response) -> bool:
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s ... at most 8 s."""
     return random.uniform(0, min(8.0, 0.25 * 2**attempt))
+
+
+NO_DATA = object()  # complete_token without data: the token gets no output at all
+
+
+def complete_body(data: Any) -> dict:
+    return {} if data is NO_DATA else {"data": data}
+
+
+def wait_window(settings: Settings, ends: float | None, now: float) -> float:
+    """Seconds to ask the server to hold the next wait for."""
+    return settings.poll_window if ends is None else min(settings.poll_window, ends - now)
 
 
 def wait_result(token: Token) -> WaitResult:

@@ -63,10 +63,13 @@ class Waitpoint:
     def retrieve_token(self, token: c.TokenRef) -> Token:
         return Token.from_json(self._send("GET", f"{c.TOKENS}/{c.token_id(token)}", retry=True))
 
-    def complete_token(self, token: c.TokenRef, data: Any = None) -> CompleteResult:
+    def complete_token(self, token: c.TokenRef, data: Any = c.NO_DATA) -> CompleteResult:
         """Complete with ``data`` as output. Not retried: a completion is not repeated blindly."""
         body = self._send(
-            "POST", f"{c.TOKENS}/{c.token_id(token)}/complete", json={"data": data}, retry=False
+            "POST",
+            f"{c.TOKENS}/{c.token_id(token)}/complete",
+            json=c.complete_body(data),
+            retry=False,
         )
         return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
 
@@ -94,23 +97,32 @@ class Waitpoint:
         path = f"{c.TOKENS}/{c.token_id(token)}/wait"
         limit = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
         ends = None if limit is None else time.monotonic() + limit
+        failures = 0
         while True:
-            window = self.settings.poll_window
-            if ends is not None:
-                left = ends - time.monotonic()
-                if left <= 0:
-                    raise WaitDeadlineExceeded(f"{c.token_id(token)} still waiting after {limit}s")
-                window = min(window, left)
-            asked = time.monotonic()
-            body = self._send(
-                "GET",
-                path,
-                params={"timeout": c.duration(window)},
-                retry=True,
-                timeout=httpx.Timeout(self.settings.timeout, read=window + 30),
-            )
+            now = time.monotonic()
+            if ends is not None and now >= ends:
+                raise WaitDeadlineExceeded(f"{c.token_id(token)} still waiting after {limit}s")
+            window = c.wait_window(self.settings, ends, now)
+            try:
+                body = self._send(
+                    "GET",
+                    path,
+                    params={"timeout": c.duration(window)},
+                    retry=False,
+                    timeout=httpx.Timeout(self.settings.timeout, read=window + 15),
+                )
+            except (ConnectionFailed, ServerError):
+                # A restart or a proxy hiccup must not end a long wait: back off and ask
+                # again for as long as the deadline (if any) allows.
+                failures += 1
+                pause = c.backoff(min(failures, 6))
+                if ends is not None:
+                    pause = min(pause, max(0.0, ends - time.monotonic()))
+                time.sleep(pause)
+                continue
+            failures = 0
             result = Token.from_json(body)
             if result.status != "WAITING":
                 return c.wait_result(result)
-            if time.monotonic() - asked < window - _EARLY:
-                time.sleep(_EARLY)
+            if time.monotonic() - now < window - _EARLY:
+                time.sleep(_EARLY)  # the server was at capacity: do not spin
