@@ -14,81 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
-import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, bulk_load, migrated_app, support, use_database
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TAG = "customer:42"
-BATCH = 20_000
-
-
-def load(app, n: int) -> None:
-    from sqlalchemy import insert
-
-    from app import accounts
-    from app.extensions import db
-    from app.models import Token, TokenTag
-    from app.timeutil import utcnow
-
-    rng = random.Random(7)
-    now = utcnow()
-    with app.app_context():
-        accounts.create_user("bench@example.com", "bench-password-123", ["bench"], now)
-        for start in range(0, n, BATCH):
-            tokens, tags = [], []
-            for i in range(start, min(n, start + BATCH)):
-                status = "WAITING" if rng.random() < 0.1 else rng.choice(["COMPLETED", "TIMED_OUT"])
-                created = now - timedelta(seconds=n - i)
-                timeout = created + timedelta(days=30)
-                names = [
-                    f"customer:{rng.randrange(300)}",
-                    rng.choice(["kind:refund", "kind:deploy"]),
-                ]
-                tokens.append(
-                    {
-                        "pk": i + 1,
-                        "public_id": f"{i:025d}",
-                        "project_id": 1,
-                        "status": status,
-                        "created_at": created,
-                        "timeout_at": timeout,
-                        "tags_json": json.dumps(names),
-                        "finished_at": None,
-                    }
-                )
-                tags += [
-                    {
-                        "token_pk": i + 1,
-                        "tag": t,
-                        "project_id": 1,
-                        "status": status,
-                        "timeout_at": timeout,
-                    }
-                    for t in names
-                ]
-            db.session.execute(insert(Token), tokens)
-            db.session.execute(insert(TokenTag), tags)
-            db.session.commit()
-        if db.engine.dialect.name == "postgresql":
-            from sqlalchemy import text
-
-            db.session.execute(text("SELECT setval('tokens_pk_seq', :n)"), {"n": n})
-            db.session.commit()
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-                c.execute(text("VACUUM ANALYZE"))
-        else:
-            from sqlalchemy import text
-
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
 
 
 def timed(client, path: str, headers=None, rounds: int = 30) -> dict:
@@ -108,22 +41,20 @@ def timed(client, path: str, headers=None, rounds: int = 30) -> dict:
 
 
 def bench(kind: str, n: int, tmp: Path) -> dict:
-    from flask_migrate import upgrade
-
-    import tests.support as support
+    from app import accounts
     from app.cli import create_api_key
     from app.extensions import db
-    from tests.conftest import make_app
+    from app.timeutil import utcnow
 
-    support.PG_URL = PG_URL if kind == "postgresql" else None
+    use_database(kind)
     url = support.create_database(tmp)
-    app = make_app(url, WTF_CSRF_ENABLED=False)
+    app = migrated_app(url)
     try:
         with app.app_context():
-            upgrade()
             key = create_api_key("bench")
+            accounts.create_user("bench@example.com", "bench-password-123", ["bench"], utcnow())
         started = time.perf_counter()
-        load(app, n)
+        bulk_load(app, n)
         loaded = time.perf_counter() - started
         client = app.test_client()
         client.post("/login", data={"email": "bench@example.com", "password": "bench-password-123"})
