@@ -21,6 +21,14 @@ test: $(BIN)/waitpoint
 	tests/prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The benchmark suite (about 10 minutes on 2 cores); figures in bench/results/*.json.
+bench: $(BIN)/waitpoint
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	cd bench && ../$(BIN)/python hotpaths.py sqlite postgresql
+	cd bench && ../$(BIN)/python scale.py --sizes 10000,100000
+	cd bench && ../$(BIN)/python expiry.py sqlite postgresql
+	cd bench && ../$(BIN)/python wakeup.py
+
 lint: $(BIN)/waitpoint
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
