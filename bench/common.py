@@ -37,6 +37,24 @@ def migrated_app(url: str):
     return app
 
 
+def fresh_app(kind: str, tmp: Path, project: str = "bench"):
+    """A new, migrated database of ``kind`` with an API key: ``(url, app, key)``."""
+    from app.cli import create_api_key
+
+    use_database(kind)
+    url = support.create_database(tmp)
+    app = migrated_app(url)
+    with app.app_context():
+        key = create_api_key(project)
+    return url, app, key
+
+
+def write_results(name: str, payload) -> None:
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
 def bulk_load(
     app,
     n: int,

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from common import ROOT, RssSampler, bulk_load, migrated_app, support, use_database
+from common import RssSampler, bulk_load, fresh_app, support, write_results
 from sqlalchemy import create_engine, text
 
 DUE = 100_000
@@ -50,17 +49,12 @@ def flow_lags(app) -> list[float]:
 
 
 def run(kind: str) -> dict:
-    from app.cli import create_api_key
     from app.timeutil import utcnow
 
-    use_database(kind)
     tmp = Path(tempfile.mkdtemp())
-    url = support.create_database(tmp)
-    app = migrated_app(url)
+    url, app, key = fresh_app(kind, tmp, "expiry")
     engine = create_engine(url)
     try:
-        with app.app_context():
-            key = create_api_key("expiry")
         due_at = utcnow() + timedelta(seconds=20)
         bulk_load(app, DUE, waiting_share=1.0, timeout_at=due_at, tags=lambda rng: ["due"])
         app.extensions["waitpoint_waits"].close()
@@ -109,4 +103,4 @@ def run(kind: str) -> dict:
 
 if __name__ == "__main__":
     rows = [run(kind) for kind in (sys.argv[1:] or ["sqlite", "postgresql"])]
-    (ROOT / "bench" / "results" / "expiry.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_results("expiry", rows)

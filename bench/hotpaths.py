@@ -6,12 +6,11 @@ connections); ratios are product/floor requests per second.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from pathlib import Path
 
-from common import ROOT, RssSampler, bulk_load, migrated_app, support, use_database, wrk
+from common import ROOT, RssSampler, bulk_load, fresh_app, support, write_results, wrk
 
 SECONDS = 8
 CONNECTIONS = 32
@@ -51,23 +50,17 @@ def floor(tmp: Path) -> dict:
             except httpx.HTTPError:
                 time.sleep(0.1)
         paths = tmp / "floor.txt"
-        paths.write_text("GET /\n")
-        get = wrk(
-            f"http://127.0.0.1:{port}",
-            SECONDS,
-            CONNECTIONS,
-            LUA,
-            {"WRK_PATHS": str(paths), "WRK_AUTH": "Bearer x"},
-        )
-        paths.write_text('POST / {"tags":["bench"]}\n')
-        post = wrk(
-            f"http://127.0.0.1:{port}",
-            SECONDS,
-            CONNECTIONS,
-            LUA,
-            {"WRK_PATHS": str(paths), "WRK_AUTH": "Bearer x"},
-        )
-        return {"GET": get, "POST": post}
+        results = {}
+        for method, line in (("GET", "GET /"), ("POST", 'POST / {"tags":["bench"]}')):
+            paths.write_text(line + "\n")
+            results[method] = wrk(
+                f"http://127.0.0.1:{port}",
+                SECONDS,
+                CONNECTIONS,
+                LUA,
+                {"WRK_PATHS": str(paths), "WRK_AUTH": "Bearer x"},
+            )
+        return results
     finally:
         proc.terminate()
         proc.wait()
@@ -76,16 +69,11 @@ def floor(tmp: Path) -> dict:
 def product(kind: str, tmp: Path) -> dict:
     from app import lifecycle
     from app.capability import callback_path
-    from app.cli import create_api_key
     from app.extensions import db
     from app.models import Token
 
-    use_database(kind)
-    url = support.create_database(tmp)
-    app = migrated_app(url)
+    url, app, key = fresh_app(kind, tmp)
     try:
-        with app.app_context():
-            key = create_api_key("bench")
         # Tokens to complete (each once) and a listable, tagged population.
         bulk_load(
             app,
@@ -154,4 +142,4 @@ if __name__ == "__main__":
     import sys
 
     result = run(sys.argv[1:] or ["sqlite", "postgresql"])
-    (ROOT / "bench" / "results" / "hotpaths.json").write_text(json.dumps(result, indent=2))
+    write_results("hotpaths", result)

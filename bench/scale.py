@@ -12,14 +12,13 @@ requests each, after a warm-up. Figures go to bench/results/scale.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, bulk_load, migrated_app, support, use_database
+from common import bulk_load, fresh_app, support, write_results
 
 TAG = "customer:42"
 
@@ -42,16 +41,12 @@ def timed(client, path: str, headers=None, rounds: int = 30) -> dict:
 
 def bench(kind: str, n: int, tmp: Path) -> dict:
     from app import accounts
-    from app.cli import create_api_key
     from app.extensions import db
     from app.timeutil import utcnow
 
-    use_database(kind)
-    url = support.create_database(tmp)
-    app = migrated_app(url)
+    url, app, key = fresh_app(kind, tmp)
     try:
         with app.app_context():
-            key = create_api_key("bench")
             accounts.create_user("bench@example.com", "bench-password-123", ["bench"], utcnow())
         started = time.perf_counter()
         bulk_load(app, n)
@@ -105,20 +100,15 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-    out = ROOT / "bench" / "results" / "scale.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": os.uname().nodename,
-                "cpus": os.cpu_count(),
-                "filter": f"WAITING + {TAG}",
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        "scale",
+        {
+            "machine": os.uname().nodename,
+            "cpus": os.cpu_count(),
+            "filter": f"WAITING + {TAG}",
+            "rows": rows,
+        },
     )
-    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
