@@ -99,10 +99,6 @@ class WaitHub:
             if not events:
                 del self._events[token_pk]
 
-    @property
-    def active(self) -> int:
-        return self._active
-
     @staticmethod
     def _sleep(event: threading.Event, end: float, disconnected: Callable[[], bool]) -> bool:
         """True when woken; False at ``end`` or when the client has gone."""
