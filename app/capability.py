@@ -22,12 +22,16 @@ def callback_path(public_id: str) -> str:
     return f"/api/v1/waitpoints/tokens/{public_id}/callback/{signature}"
 
 
-def callback_url(public_id: str) -> str:
-    return public_base_url() + callback_path(public_id)
+def callback_url(public_id: str, base_url: str | None = None) -> str:
+    """The full callback URL; ``base_url`` saves the lookup when building many."""
+    return (base_url or public_base_url()) + callback_path(public_id)
+
+
+def signed(public_id: str, signature: str) -> bool:
+    """Whether ``signature`` is the callback signature of ``public_id``."""
+    return callback_signature_ok(current_app.config["SECRET_KEY"], public_id, signature)
 
 
 def token_for(public_id: str, signature: str) -> Token | None:
     """The token a callback URL names; None alike for a bad signature and an unknown id."""
-    if not callback_signature_ok(current_app.config["SECRET_KEY"], public_id, signature):
-        return None
-    return lifecycle.find_token(public_id)
+    return lifecycle.find_token(public_id) if signed(public_id, signature) else None

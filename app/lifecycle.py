@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import Row, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from .credentials import new_public_id
@@ -26,9 +26,10 @@ from .extensions import db
 from .models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
 from .timeutil import isoformat
 
+# Hot paths read and write through the tables (SQLAlchemy Core): rows, not ORM objects.
+TOKENS = Token.__table__
 ID_PREFIX = "waitpoint_"
 _PUBLIC_ID = re.compile(r"[a-z0-9]{1,32}", re.ASCII)
-_NO_SYNC = {"synchronize_session": False}
 
 # Sent after a commit that decided tokens (``token_pks=[...]``): wakes waiters here.
 token_decided = Namespace().signal("token-decided")
@@ -82,10 +83,10 @@ class CompletionRecord:
     user_agent: str | None = None
 
 
-def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Token, bool]:
+def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Row, bool]:
     """Create a token, or return the live one with the same idempotency key.
 
-    Returns ``(token, is_cached)``. Two concurrent creates with one key meet at the
+    Returns ``(token row, is_cached)``. Two concurrent creates with one key meet at the
     primary key of ``idempotency_keys``: the loser rolls back and returns the winner's.
     """
     key_hash = idempotency_hash(new.idempotency_key) if new.idempotency_key else None
@@ -106,7 +107,7 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Token, 
     raise RuntimeError("idempotency key kept changing hands; giving up after 3 attempts")
 
 
-def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Token | None:
+def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Row | None:
     row = db.session.execute(
         select(IdempotencyKey.token_pk, IdempotencyKey.expires_at).where(
             IdempotencyKey.project_id == project_id, IdempotencyKey.key_hash == key_hash
@@ -115,7 +116,7 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Tok
     if row is None:
         return None
     if row.expires_at is None or row.expires_at > now:
-        return db.session.get(Token, row.token_pk)
+        return db.session.execute(select(TOKENS).where(TOKENS.c.pk == row.token_pk)).one()
     # Expired: free the key so that this request can take it.
     db.session.execute(
         delete(IdempotencyKey).where(
@@ -127,37 +128,42 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Tok
     return None
 
 
-def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: datetime) -> Token:
+def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: datetime) -> Row:
     key_expires_at = now + new.idempotency_ttl if new.idempotency_ttl and key_hash else None
-    token = Token(
-        public_id=new_public_id(),
-        project_id=project_id,
-        status=WAITING,
-        created_at=now,
-        timeout_at=new.timeout_at,
-        idempotency_key=new.idempotency_key,
-        idempotency_key_hash=key_hash,
-        idempotency_key_expires_at=key_expires_at,
-        tags_json=json.dumps(list(new.tags)),
-        title=new.title,
-        description=new.description,
-        details_json=json.dumps(new.details) if new.details is not None else None,
-    )
-    db.session.add(token)
-    db.session.flush()  # assigns token.pk
-    db.session.add_all(
-        TokenTag(
-            token_pk=token.pk,
-            tag=tag,
-            project_id=project_id,
-            status=WAITING,
-            timeout_at=new.timeout_at,
+    token = db.session.execute(
+        _INSERT_TOKEN,
+        {
+            "public_id": new_public_id(),
+            "project_id": project_id,
+            "status": WAITING,
+            "created_at": now,
+            "timeout_at": new.timeout_at,
+            "idempotency_key": new.idempotency_key,
+            "idempotency_key_hash": key_hash,
+            "idempotency_key_expires_at": key_expires_at,
+            "tags_json": json.dumps(list(new.tags)),
+            "title": new.title,
+            "description": new.description,
+            "details_json": json.dumps(new.details) if new.details is not None else None,
+        },
+    ).one()
+    if new.tags:
+        db.session.execute(
+            insert(TokenTag.__table__),
+            [
+                {
+                    "token_pk": token.pk,
+                    "tag": tag,
+                    "project_id": project_id,
+                    "status": WAITING,
+                    "timeout_at": new.timeout_at,
+                }
+                for tag in new.tags
+            ],
         )
-        for tag in new.tags
-    )
     if key_hash is not None:
-        db.session.add(
-            IdempotencyKey(
+        db.session.execute(
+            insert(IdempotencyKey.__table__).values(
                 project_id=project_id,
                 key_hash=key_hash,
                 token_pk=token.pk,
@@ -167,15 +173,50 @@ def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: dat
     return token
 
 
-def find_token(public_id: str, project_id: int | None = None) -> Token | None:
-    """The token with this public id (``waitpoint_...``), within a project if one is given."""
+_INSERT_TOKEN = insert(TOKENS).returning(*TOKENS.c)
+_TOKEN_BY_ID = select(TOKENS).where(TOKENS.c.public_id == bindparam("public_id"))
+_PROJECT_TOKEN_BY_ID = _TOKEN_BY_ID.where(TOKENS.c.project_id == bindparam("project_id"))
+
+
+def _stored_id(public_id: str) -> str | None:
+    """``waitpoint_<id>`` -> ``<id>``; None when it cannot be one of ours."""
     suffix = public_id.removeprefix(ID_PREFIX)
     if suffix == public_id or not _PUBLIC_ID.fullmatch(suffix):
+        return None
+    return suffix
+
+
+def find_token(public_id: str, project_id: int | None = None) -> Token | None:
+    """The token with this public id (``waitpoint_...``), within a project if one is given."""
+    suffix = _stored_id(public_id)
+    if suffix is None:
         return None  # not one of ours: no need to ask the database
     query = select(Token).where(Token.public_id == suffix)
     if project_id is not None:
         query = query.where(Token.project_id == project_id)
     return db.session.execute(query).scalar_one_or_none()
+
+
+def token_row(public_id: str, project_id: int | None = None) -> Row | None:
+    """``find_token`` for the API's hot paths: the row alone, without an ORM object."""
+    suffix = _stored_id(public_id)
+    if suffix is None:
+        return None
+    if project_id is None:
+        return db.session.execute(_TOKEN_BY_ID, {"public_id": suffix}).one_or_none()
+    return db.session.execute(
+        _PROJECT_TOKEN_BY_ID, {"public_id": suffix, "project_id": project_id}
+    ).one_or_none()
+
+
+_COMPLETION_OF = select(Completion.__table__).where(
+    Completion.__table__.c.token_pk == bindparam("token_pk")
+)
+
+
+def completion_of(token_pk: int) -> Row | None:
+    """Who or what completed a token (a row of ``completions``), if anyone did."""
+    return db.session.execute(_COMPLETION_OF, {"token_pk": token_pk}).one_or_none()
 
 
 def complete_token(
@@ -198,34 +239,36 @@ def _finish(
     """The one transition: a conditional UPDATE on a still-waiting token, then its record."""
     write_transaction()
     decided = db.session.execute(
-        update(Token)
-        .where(
-            Token.pk == token_pk,
-            Token.status == WAITING,
-            or_(Token.timeout_at.is_(None), Token.timeout_at > now),
-        )
-        .values(**values)
-        .execution_options(**_NO_SYNC)
+        _FINISH.values(**values), {"token_pk": token_pk, "now": now}
     ).rowcount
     if decided == 1:
         _copy_to_tags([token_pk], tag_values)
         _notify_other_processes([token_pk])
-        db.session.add(
-            Completion(
-                token_pk=token_pk,
-                source=record.source,
-                approved=record.approved,
-                actor=record.actor,
-                comment=record.comment,
-                ip=record.ip,
-                user_agent=record.user_agent,
-                created_at=now,
-            )
+        db.session.execute(
+            _INSERT_COMPLETION,
+            {
+                "token_pk": token_pk,
+                "source": record.source,
+                "approved": record.approved,
+                "actor": record.actor,
+                "comment": record.comment,
+                "ip": record.ip,
+                "user_agent": record.user_agent,
+                "created_at": now,
+            },
         )
     db.session.commit()
     if decided == 1:
         _announce([token_pk])
     return decided == 1
+
+
+_FINISH = update(TOKENS).where(
+    TOKENS.c.pk == bindparam("token_pk"),
+    TOKENS.c.status == WAITING,
+    or_(TOKENS.c.timeout_at.is_(None), TOKENS.c.timeout_at > bindparam("now")),
+)
+_INSERT_COMPLETION = insert(Completion.__table__)
 
 
 def decide_token(
@@ -268,11 +311,10 @@ def expire_due(now: datetime, batch_size: int = 1000) -> int:
         )
         expired = (
             db.session.execute(
-                update(Token)
-                .where(Token.pk.in_(due.scalar_subquery()), Token.status == WAITING)
+                update(TOKENS)
+                .where(TOKENS.c.pk.in_(due.scalar_subquery()), TOKENS.c.status == WAITING)
                 .values(status=TIMED_OUT, finished_at=now)
-                .returning(Token.pk)
-                .execution_options(**_NO_SYNC)
+                .returning(TOKENS.c.pk)
             )
             .scalars()
             .all()
@@ -311,9 +353,10 @@ def _announce(token_pks: list[int]) -> None:
 
 def _copy_to_tags(token_pks: list[int], values: dict) -> None:
     """Keep the copies of status (and deadline) in ``token_tags`` in step with ``tokens``."""
-    db.session.execute(
-        update(TokenTag)
-        .where(TokenTag.token_pk.in_(token_pks))
-        .values(**values)
-        .execution_options(**_NO_SYNC)
-    )
+    tags = TokenTag.__table__
+    # One token (a completion) by equality: an expanding IN costs more than the UPDATE.
+    if len(token_pks) == 1:
+        which = tags.c.token_pk == token_pks[0]
+    else:
+        which = tags.c.token_pk.in_(token_pks)
+    db.session.execute(update(tags).where(which).values(**values))

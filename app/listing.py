@@ -13,11 +13,14 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import and_, or_, select, union
+from sqlalchemy import Integer, Row, and_, bindparam, or_, select, union
 
 from .extensions import db
 from .models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
+
+TOKENS = Token.__table__  # pages are rows of the table, not ORM objects
 
 _CURSOR = re.compile(r"t[0-9]{1,19}", re.ASCII)
 
@@ -51,7 +54,7 @@ class TokenFilter:
 
 @dataclass
 class Page:
-    tokens: list[Token] = field(default_factory=list)
+    tokens: list[Row] = field(default_factory=list)  # rows of the tokens table
     next_cursor: str | None = None
     previous_cursor: str | None = None
 
@@ -87,18 +90,28 @@ def list_tokens(
     order = Token.pk.asc() if backwards else Token.pk.desc()
     if flt.tags and not _has_row_filters(flt):
         # The hot path (status + tags): the newest size+1 pks per tag, from the index.
-        query = select(Token).where(
-            Token.pk.in_(_tag_candidates(project_id, flt, now, size + 1, after, before))
+        window = "before" if backwards else ("after" if after is not None else None)
+        query = select(TOKENS).where(
+            Token.pk.in_(_tag_candidates(len(flt.tags), flt.statuses, window))
         )
-    else:
-        query = _filtered(project_id, flt, now, after, before)
+        params = {
+            "project_id": project_id,
+            "now": now,
+            "limit": size + 1,
+            "cursor": before if backwards else after,
+            **{f"tag_{i}": tag for i, tag in enumerate(flt.tags)},
+        }
+        return fetch_page(query.order_by(order), size, after, before, params)
+    query = _filtered(project_id, flt, now, after, before)
     return fetch_page(query.order_by(order), size, after, before)
 
 
-def fetch_page(ordered_query, size: int, after: int | None, before: int | None) -> Page:
+def fetch_page(
+    ordered_query, size: int, after: int | None, before: int | None, params: dict | None = None
+) -> Page:
     """Run a query ordered away from the cursor (pk desc, or asc going back) as one page."""
     backwards = before is not None
-    rows = list(db.session.execute(ordered_query.limit(size + 1)).scalars())
+    rows = db.session.execute(ordered_query.limit(size + 1), params).all()
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -130,7 +143,7 @@ def _window(pk_column, after: int | None, before: int | None) -> list:
 
 
 def _filtered(project_id, flt, now, after, before):
-    query = select(Token).where(Token.project_id == project_id, *_window(Token.pk, after, before))
+    query = select(TOKENS).where(Token.project_id == project_id, *_window(Token.pk, after, before))
     if flt.tags:
         query = query.where(
             Token.pk.in_(
@@ -150,18 +163,26 @@ def _filtered(project_id, flt, now, after, before):
     return query
 
 
-def _tag_candidates(project_id, flt, now, limit, after, before):
-    """The first ``limit`` token pks of each tag inside the window, merged."""
-    order = TokenTag.token_pk.asc() if before is not None else TokenTag.token_pk.desc()
+@lru_cache(maxsize=256)
+def _tag_candidates(tag_count: int, statuses: tuple[str, ...], window: str | None):
+    """The first ``:limit`` token pks of each tag (``:tag_0``...) inside the window, merged.
+
+    Built once per shape (how many tags, which statuses, which cursor direction); the
+    values come as parameters: ``project_id``, ``now``, ``limit``, ``cursor``, ``tag_<i>``.
+    """
+    pk = TokenTag.token_pk
+    order = pk.asc() if window == "before" else pk.desc()
+    bounds = {"after": [pk < bindparam("cursor")], "before": [pk > bindparam("cursor")]}
     per_tag = []
-    for tag in flt.tags:
-        query = select(TokenTag.token_pk).where(
-            TokenTag.project_id == project_id,
-            TokenTag.tag == tag,
-            *_window(TokenTag.token_pk, after, before),
+    for i in range(tag_count):
+        query = select(pk).where(
+            TokenTag.project_id == bindparam("project_id"),
+            TokenTag.tag == bindparam(f"tag_{i}"),
+            *bounds.get(window, []),
         )
-        if flt.statuses:
-            query = query.where(status_condition(TokenTag, flt.statuses, now))
-        per_tag.append(query.order_by(order).limit(limit).subquery().select())
+        if statuses:
+            query = query.where(status_condition(TokenTag, statuses, bindparam("now")))
+        limited = query.order_by(order).limit(bindparam("limit", type_=Integer))
+        per_tag.append(limited.subquery().select())
     merged = union(*per_tag) if len(per_tag) > 1 else per_tag[0]
     return merged.scalar_subquery()

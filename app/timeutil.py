@@ -28,7 +28,7 @@ def as_utc(value: datetime) -> datetime:
 
 def isoformat(value: datetime) -> str:
     """``2026-11-28T15:04:05.123Z``: the wire format of the contract."""
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return as_utc(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_duration(text: str) -> timedelta:

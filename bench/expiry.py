@@ -56,7 +56,15 @@ def run(kind: str) -> dict:
     engine = create_engine(url)
     try:
         due_at = utcnow() + timedelta(seconds=20)
-        bulk_load(app, DUE, waiting_share=1.0, timeout_at=due_at, tags=lambda rng: ["due"])
+        bulk_load(
+            app,
+            DUE,
+            waiting_share=1.0,
+            timeout_at=due_at,
+            fixed_tags=("due",),
+            customers=None,
+            kinds=False,
+        )
         app.extensions["waitpoint_waits"].close()
         batch = os.environ.get("WAITPOINT_SWEEP_BATCH", "1000")
         server = support.ServerProcess(url, tmp, WAITPOINT_SWEEP_BATCH=batch).start()

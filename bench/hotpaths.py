@@ -75,12 +75,7 @@ def product(kind: str, tmp: Path) -> dict:
     url, app, key = fresh_app(kind, tmp)
     try:
         # Tokens to complete (each once) and a listable, tagged population.
-        bulk_load(
-            app,
-            30_000,
-            waiting_share=1.0,
-            tags=lambda rng: ["bench", f"customer:{rng.randrange(300)}"],
-        )
+        bulk_load(app, 30_000, waiting_share=1.0, fixed_tags=("bench",), kinds=False)
         with app.app_context(), app.test_request_context():
             ids = [lifecycle.public_id_of(t) for t in db.session.query(Token).limit(30_000)]
             callbacks = [callback_path(i) for i in ids]

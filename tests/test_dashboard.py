@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -255,6 +256,19 @@ def test_status_tabs_and_counts(alice, api):
     assert counts == {"WAITING": 1, "COMPLETED": 1, "TIMED_OUT": 0, "ALL": 2}
     assert board(alice, status="COMPLETED")[0] == [done]
     assert board(alice, status="ALL")[0] == [done, waiting]
+
+
+def test_counts_move_overdue_tokens_to_timed_out_before_the_sweep(alice, api):
+    api.create(tags=["customer:42"], timeout="1s")
+    api.create(tags=["customer:42"], timeout="1h")
+    done = api.create(tags=["customer:42"])["id"]
+    api.post(f"{TOKENS}/{done}/complete", json={"data": 1})
+    api.create(tags=["other"], timeout="1s")
+    time.sleep(1.2)  # overdue, still stored WAITING: no scheduler runs in this app
+    expected = {"WAITING": 1, "COMPLETED": 1, "TIMED_OUT": 1, "ALL": 3}
+    assert board(alice, tag="customer:42")[1] == expected
+    assert board(alice)[1] == {"WAITING": 1, "COMPLETED": 1, "TIMED_OUT": 2, "ALL": 4}
+    assert len(board(alice, tag="customer:42", status="TIMED_OUT")[0]) == 1
 
 
 def test_search_by_id_prefix_or_idempotency_key(alice, api):

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app import lifecycle
 from app.extensions import db
-from app.models import TokenTag
+from app.models import Token, TokenTag
 from app.timeutil import utcnow
 
 NOW = utcnow()
@@ -19,7 +19,7 @@ def make(project_id=1, **kwargs):
 
 def stored_status(token):
     db.session.expire_all()
-    return db.session.get(type(token), token.pk).status
+    return db.session.get(Token, token.pk).status
 
 
 def tag_statuses(token):

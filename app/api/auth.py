@@ -5,12 +5,16 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..credentials import hash_api_key, same_digest
 from ..extensions import db
 from ..models import ApiKey
 from .errors import ApiError
+
+_LIVE_KEY = select(ApiKey.project_id, ApiKey.key_hash).where(
+    ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
+)
 
 
 def authenticate(header: str | None) -> int:
@@ -21,11 +25,7 @@ def authenticate(header: str | None) -> int:
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "Authorization: must be 'Bearer <API key>'")
     digest = hash_api_key(key.strip())
-    row = db.session.execute(
-        select(ApiKey.project_id, ApiKey.key_hash).where(
-            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-        )
-    ).one_or_none()
+    row = db.session.execute(_LIVE_KEY, {"digest": digest}).one_or_none()
     if row is None or not same_digest(row.key_hash, digest):
         raise ApiError(401, "Authorization: the API key is not valid or has been revoked")
     return row.project_id

@@ -11,10 +11,13 @@ from ..models import COMPLETED, TIMED_OUT, WAITING, Token
 from ..timeutil import isoformat
 
 
-def token_json(token: Token, now: datetime, *, with_output: bool = False) -> dict:
+def token_json(
+    token: Token, now: datetime, *, with_output: bool = False, base_url: str | None = None
+) -> dict:
+    """``base_url``: the service's public URL, when serializing many tokens in one go."""
     public_id = lifecycle.public_id_of(token)
     status = lifecycle.effective_status(token, now)
-    item: dict = {"id": public_id, "url": callback_url(public_id), "status": status}
+    item: dict = {"id": public_id, "url": callback_url(public_id, base_url), "status": status}
     if token.idempotency_key is not None:
         item["idempotencyKey"] = token.idempotency_key
     if token.idempotency_key_expires_at is not None:
@@ -49,7 +52,7 @@ def _add_request_fields(item: dict, token: Token) -> None:
         item["details"] = json.loads(token.details_json)
     if token.status == WAITING:
         return  # no completion record yet: skip the lookup
-    completion = token.completion
+    completion = lifecycle.completion_of(token.pk)
     if completion is not None and completion.approved is not None:
         decision = {
             "approved": completion.approved,

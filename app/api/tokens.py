@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app, g, jsonify, request
+from sqlalchemy import Row
 
 from .. import capability, lifecycle, listing
-from ..extensions import db
-from ..models import COMPLETED, WAITING, Token
+from ..models import COMPLETED, WAITING
 from ..timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..waiting import client_gone
 from ..web import completion_record
@@ -111,7 +111,9 @@ def list_tokens():
         pagination["next"] = page.next_cursor
     if page.previous_cursor:
         pagination["previous"] = page.previous_cursor
-    return jsonify(data=[token_json(t, now) for t in page.tokens], pagination=pagination)
+    base_url = capability.public_base_url()
+    data = [token_json(t, now, base_url=base_url) for t in page.tokens]
+    return jsonify(data=data, pagination=pagination)
 
 
 def _cursor(name: str, value: str | None) -> int | None:
@@ -171,27 +173,27 @@ def callback(token_id: str, signature: str):
     return _completion_response(token, lifecycle.to_json_text(data), record)
 
 
-def callback_token(token_id: str, signature: str) -> Token:
+def callback_token(token_id: str, signature: str) -> Row:
     """The token a callback URL names, or 404, the same for a bad signature and an unknown id."""
-    token = capability.token_for(token_id, signature)
+    token = lifecycle.token_row(token_id) if capability.signed(token_id, signature) else None
     if token is None:
         raise ApiError(404, "token: not found (the URL is not valid)")
     return token
 
 
-def _completion_response(token: Token, output: str | None, record: lifecycle.CompletionRecord):
+def _completion_response(token: Row, output: str | None, record: lifecycle.CompletionRecord):
     now = utcnow()
     applied = lifecycle.complete_token(token.pk, output, record, now)
     if applied:
         status = COMPLETED
     else:
-        db.session.refresh(token)  # someone else decided it: report what they decided
-        status = lifecycle.effective_status(token, now)
+        # Someone else decided it: report what they decided.
+        status = lifecycle.effective_status(lifecycle.token_row(lifecycle.public_id_of(token)), now)
     return jsonify(success=True, applied=applied, status=status)
 
 
-def _project_token(token_id: str) -> Token:
-    token = lifecycle.find_token(token_id, g.project_id)
+def _project_token(token_id: str) -> Row:
+    token = lifecycle.token_row(token_id, g.project_id)
     if token is None:
         raise ApiError(404, "token: not found")
     return token

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -63,11 +63,16 @@ def _base(project_id: int, flt: BoardFilter):
     """``(build(*columns) -> select, status table, pk column)`` for one filter."""
     status_table, pk, conditions, driver = _scope(project_id, flt)
 
-    def build(*columns):
+    row_conditions = _row_conditions(flt)
+
+    def build(*columns, tokens: bool = True):
+        """Select ``columns``; ``tokens=False`` when they and the filter need no token row."""
         query = select(*columns)
         if driver is not None:
-            query = query.select_from(driver).join(Token, Token.pk == driver.token_pk)
-        return query.where(*conditions, *_row_conditions(flt))
+            query = query.select_from(driver)
+            if tokens or row_conditions:
+                query = query.join(Token, Token.pk == driver.token_pk)
+        return query.where(*conditions, *row_conditions)
 
     return build, status_table, pk
 
@@ -81,7 +86,7 @@ def board_page(
     before: int | None = None,
 ) -> Page:
     build, status_table, pk = _base(project_id, flt)
-    query = build(Token)
+    query = build(Token.__table__)
     if flt.status is not None:
         query = query.where(status_condition(status_table, (flt.status,), now))
     if after is not None:
@@ -94,19 +99,29 @@ def board_page(
 
 
 def status_counts(project_id: int, flt: BoardFilter, now: datetime) -> dict[str, int]:
-    """Tokens per effective status under the filter (status itself aside): one query."""
+    """Tokens per effective status under the filter (status itself aside): one query.
+
+    Stored statuses are counted by group; the overdue ones (stored WAITING, deadline
+    passed, not yet swept) are counted apart and moved from WAITING to TIMED_OUT. With a
+    tag filter both parts read only the tag index.
+    """
     build, status_table, _ = _base(project_id, flt)
-    overdue = case(
-        (and_(status_table.status == WAITING, status_table.timeout_at <= now), 1), else_=0
+    stored = build(status_table.status, func.count(), tokens=False).group_by(status_table.status)
+    overdue = build(literal(_OVERDUE), func.count(), tokens=False).where(
+        status_table.status == WAITING, status_table.timeout_at <= now
     )
-    query = build(status_table.status, overdue.label("overdue"), func.count())
     counts = dict.fromkeys(STATUSES, 0)
-    for status, is_overdue, count in db.session.execute(
-        query.group_by(status_table.status, overdue)
-    ):
-        counts[TIMED_OUT if is_overdue else status] += count
+    for status, count in db.session.execute(union_all(stored, overdue)):
+        if status == _OVERDUE:
+            counts[WAITING] -= count
+            counts[TIMED_OUT] += count
+        else:
+            counts[status] += count
     counts["ALL"] = counts[WAITING] + counts[COMPLETED] + counts[TIMED_OUT]
     return counts
+
+
+_OVERDUE = "overdue"
 
 
 def tag_suggestions(project_id: int, prefix: str, limit: int = 10) -> list[str]:
