@@ -138,7 +138,7 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
             environ, "WAITPOINT_COMPLETE_MAX_BYTES", 1024 * 1024, minimum=1024
         ),
         # Long-poll waiters one process holds at once; beyond it, waits answer at once.
-        "WAITPOINT_MAX_WAITERS": env_int(environ, "WAITPOINT_MAX_WAITERS", 280, minimum=1),
+        "WAITPOINT_MAX_WAITERS": env_int(environ, "WAITPOINT_MAX_WAITERS", 600, minimum=1),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
             "pool_size": env_int(environ, "WAITPOINT_DB_POOL_SIZE", 10, minimum=1),

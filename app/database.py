@@ -4,11 +4,13 @@ SQLite's default ("deferred") transactions take the write lock only at the first
 write; two requests that both read and then write then fail with "database is
 locked" instead of waiting. Service functions that write therefore open their
 transaction with ``write_transaction()``, which on SQLite begins it IMMEDIATE, so
-writers queue on the busy timeout and the conditional UPDATEs see fresh rows.
+the conditional UPDATEs see fresh rows; writers queue first (``_WriterQueue``).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 
 from sqlalchemy import event
@@ -36,15 +38,12 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
-    # SQLite's busy handler polls with growing sleeps, so under load some writers wait
-    # far longer than others. Writers of this process queue on a lock instead (first
-    # come, first served); the busy timeout is left to arbitrate between processes.
-    writer = threading.Lock()
+    writers = _WriterQueue(engine.url.database)
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection):
         if connection.get_execution_options().get(_WRITE, False):
-            writer.acquire()
+            writers.acquire()
             connection.info[_WRITE] = True
             try:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -56,14 +55,51 @@ def configure_engine(engine: Engine) -> None:
 
     def _release(connection):
         if connection.info.pop(_WRITE, False):
-            writer.release()
+            writers.release()
 
     @event.listens_for(engine.pool, "checkin")
     def _release_on_checkin(_dbapi_connection, record):
         # The session gives its connection back once the COMMIT (or ROLLBACK) has
-        # finished: only then may the next writer of this process go.
+        # finished: only then may the next writer go.
         if record is not None and record.info.pop(_WRITE, False):
-            writer.release()
+            writers.release()
+
+
+class _WriterQueue:
+    """Writers of one SQLite database wait here, not in SQLite's busy handler.
+
+    The busy handler polls with growing sleeps (up to 100 ms each), so under load a
+    writer of one process can wait seconds while the other process's writers keep
+    getting in. Here writers of this process queue on a lock, and then processes
+    (gunicorn workers, the CLI) on an exclusive ``flock`` of ``<database>-writer.lock``,
+    which the kernel hands to a waiter the moment it is released. The busy timeout
+    stays as the guard against writers that do not take part (other programs).
+    """
+
+    def __init__(self, database: str | None):
+        self._threads = threading.Lock()
+        in_memory = not database or database == ":memory:" or database.startswith("file:")
+        self._path = None if in_memory else f"{database}-writer.lock"
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        self._threads.acquire()
+        if self._path is None:
+            return
+        try:
+            if self._pid != os.getpid():  # never share the lock's file across a fork
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        if self._path is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
 
 
 def write_transaction() -> None:

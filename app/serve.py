@@ -49,8 +49,8 @@ RESERVED_THREADS = 32
 
 def server_options(host: str, port: int, environ: dict | None = None) -> dict:
     environ = os.environ if environ is None else environ
-    threads = env_int(environ, "WAITPOINT_THREADS", 320, minimum=1)
-    waiters = env_int(environ, "WAITPOINT_MAX_WAITERS", 280, minimum=1)
+    threads = env_int(environ, "WAITPOINT_THREADS", 640, minimum=1)
+    waiters = env_int(environ, "WAITPOINT_MAX_WAITERS", 600, minimum=1)
     if threads < waiters + RESERVED_THREADS:
         raise ConfigError(
             f"WAITPOINT_THREADS ({threads}) must be at least WAITPOINT_MAX_WAITERS ({waiters}) "

@@ -1,24 +1,31 @@
 """Hot paths under load: create, retrieve, callback-complete and list (WAITING + a tag),
 against `waitpoint serve` in its default production configuration, each beside its floor:
 a bare Flask app under the same gunicorn settings. wrk drives both (2 threads, fixed
-connections); ratios are product/floor requests per second.
+connections). The machine drifts, so floor and product are measured in alternation,
+ROUNDS times each; the ratio is the median of the per-round ratios product/floor.
 """
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 from common import ROOT, RssSampler, bulk_load, fresh_app, support, write_results, wrk
 
-SECONDS = 8
+SECONDS = 3
+ROUNDS = 3
 CONNECTIONS = 32
 LUA = ROOT / "bench" / "lua" / "paths.lua"
 TOKENS = "/api/v1/waitpoints/tokens"
+PATHS = ("create", "retrieve", "callback", "list")
+FLOOR_LINES = {"GET": "GET /", "POST": 'POST / {"tags":["bench"]}'}
 
 
-def floor(tmp: Path) -> dict:
+def floor_server() -> tuple[subprocess.Popen, str]:
     from app.serve import server_options
 
     port = support.free_port()
@@ -38,35 +45,23 @@ def floor(tmp: Path) -> dict:
         "floor:app",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import time
-
-        import httpx
-
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        paths = tmp / "floor.txt"
-        results = {}
-        for method, line in (("GET", "GET /"), ("POST", 'POST / {"tags":["bench"]}')):
-            paths.write_text(line + "\n")
-            results[method] = wrk(
-                f"http://127.0.0.1:{port}",
-                SECONDS,
-                CONNECTIONS,
-                LUA,
-                {"WRK_PATHS": str(paths), "WRK_AUTH": "Bearer x"},
-            )
-        return results
-    finally:
-        proc.terminate()
-        proc.wait()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(url + "/")
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the floor server did not start")
 
 
-def product(kind: str, tmp: Path) -> dict:
+def drive(url: str, lines: list[str], tmp: Path, auth: str) -> dict:
+    paths = tmp / "paths.txt"
+    paths.write_text("\n".join(lines) + "\n")
+    return wrk(url, SECONDS, CONNECTIONS, LUA, {"WRK_PATHS": str(paths), "WRK_AUTH": auth})
+
+
+def measure(kind: str, floor_url: str, tmp: Path) -> list[dict]:
     from app import lifecycle
     from app.capability import callback_path
     from app.extensions import db
@@ -74,67 +69,83 @@ def product(kind: str, tmp: Path) -> dict:
 
     url, app, key = fresh_app(kind, tmp)
     try:
-        # Tokens to complete (each once) and a listable, tagged population.
+        # Tokens to complete (each once: every round gets its own) and a listable population.
         bulk_load(app, 30_000, waiting_share=1.0, fixed_tags=("bench",), kinds=False)
         with app.app_context(), app.test_request_context():
             ids = [lifecycle.public_id_of(t) for t in db.session.query(Token).limit(30_000)]
-            callbacks = [callback_path(i) for i in ids]
+            callbacks = [f'POST {callback_path(i)} {{"approved":true}}' for i in ids]
             db.engine.dispose()
-        server = support.ServerProcess(url, tmp).start()
-        env = {"WRK_AUTH": f"Bearer {key}"}
-        runs = {
-            "create": [f'POST {TOKENS} {{"tags":["bench","kind:new"],"timeout":"1h"}}'],
-            "retrieve": [f"GET {TOKENS}/{i}" for i in ids[:1000]],
-            "callback": [f'POST {p} {{"approved":true}}' for p in callbacks],
-            "list": [f"GET {TOKENS}?filter[status]=WAITING&filter[tags]=customer:42&page[size]=25"],
+        share = len(callbacks) // ROUNDS
+        lines = {
+            "create": lambda _: [f'POST {TOKENS} {{"tags":["bench","kind:new"],"timeout":"1h"}}'],
+            "retrieve": lambda _: [f"GET {TOKENS}/{i}" for i in ids[:1000]],
+            "callback": lambda r: callbacks[r * share : (r + 1) * share],
+            "list": lambda _: [
+                f"GET {TOKENS}?filter[status]=WAITING&filter[tags]=customer:42&page[size]=25"
+            ],
         }
-        results = {}
+        server = support.ServerProcess(url, tmp).start()
+        rows = []
         try:
             with RssSampler(server.proc.pid) as rss:
-                for name, lines in runs.items():
-                    paths = tmp / f"{name}.txt"
-                    paths.write_text("\n".join(lines) + "\n")
-                    results[name] = wrk(
-                        server.url, SECONDS, CONNECTIONS, LUA, {**env, "WRK_PATHS": str(paths)}
-                    )
-            results["peak_rss_mib"] = rss.peak_mib
+                for name in PATHS:
+                    method = "POST" if name in ("create", "callback") else "GET"
+                    pairs = []
+                    for r in range(ROUNDS):
+                        base = drive(floor_url, [FLOOR_LINES[method]], tmp, "Bearer x")
+                        mine = drive(server.url, lines[name](r), tmp, f"Bearer {key}")
+                        pairs.append((base, mine))
+                    rows.append(summarize(kind, name, pairs))
+            for row in rows:
+                row["peak_rss_mib"] = rss.peak_mib
         finally:
             server.stop()
-        return results
+        return rows
     finally:
         app.extensions["waitpoint_waits"].close()
         support.drop_database(url)
 
 
+def summarize(kind: str, name: str, pairs: list[tuple[dict, dict]]) -> dict:
+    def median(key, side):
+        return round(statistics.median(p[side].get(key, 0) for p in pairs), 2)
+
+    row = {
+        "part": "hot paths",
+        "database": kind,
+        "what": name,
+        "rps": median("rps", 1),
+        "p50_ms": median("p50_ms", 1),
+        "p99_ms": median("p99_ms", 1),
+        "errors": sum(p[1]["errors"] for p in pairs),
+        "floor_rps": median("rps", 0),
+        "floor_p50_ms": median("p50_ms", 0),
+        "ratio": round(statistics.median(p[1]["rps"] / p[0]["rps"] for p in pairs), 2),
+        "rounds": [{"floor_rps": p[0]["rps"], "rps": p[1]["rps"]} for p in pairs],
+    }
+    print(
+        f"{kind:10} {name:9} {row['rps']:8.1f} req/s (floor {row['floor_rps']:8.1f}, "
+        f"ratio {row['ratio']:.2f})  p50 {row['p50_ms']:7.2f} ms  "
+        f"p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}",
+        flush=True,
+    )
+    return row
+
+
 def run(kinds: list[str]) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = floor(Path(tmp))
-        for kind in kinds:
-            measured = product(kind, Path(tmp))
-            for name in ("create", "retrieve", "callback", "list"):
-                ref = base["POST" if name in ("create", "callback") else "GET"]
-                row = {
-                    "part": "hot paths",
-                    "database": kind,
-                    "what": name,
-                    **measured[name],
-                    "floor_rps": ref["rps"],
-                    "ratio": round(measured[name]["rps"] / ref["rps"], 2),
-                    "peak_rss_mib": measured["peak_rss_mib"],
-                }
-                rows.append(row)
-                print(
-                    f"{kind:10} {name:9} {row['rps']:8.1f} req/s (floor {ref['rps']:8.1f}, "
-                    f"ratio {row['ratio']:.2f})  p50 {row.get('p50_ms', 0):7.2f} ms  "
-                    f"p99 {row.get('p99_ms', 0):7.2f} ms  errors {row['errors']}",
-                    flush=True,
-                )
+        proc, floor_url = floor_server()
+        try:
+            for kind in kinds:
+                rows += measure(kind, floor_url, Path(tmp))
+        finally:
+            proc.terminate()
+            proc.wait()
     return rows
 
 
 if __name__ == "__main__":
     import sys
 
-    result = run(sys.argv[1:] or ["sqlite", "postgresql"])
-    write_results("hotpaths", result)
+    write_results("hotpaths", run(sys.argv[1:] or ["sqlite", "postgresql"]))

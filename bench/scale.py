@@ -2,12 +2,16 @@
 
     python bench/scale.py [--sizes 10000,100000,1000000] [--db sqlite|postgresql|both]
 
-Tokens are bulk-loaded straight into a fresh, migrated database (10 % waiting, tags
-from 300 customers plus a kind). Measured, median and p99 of 30 rounds after a warm-up:
-the API list and the dashboard's board fragment as requests through the real app
-in-process (Flask's test client: server time, no network), and the dashboard's two
-queries on their own: the page of tokens and the status counts. The ratio of each at
-the largest size to the smallest is the scale figure. Figures go to
+Each size gets its own fresh, migrated database, bulk-loaded: 10 % waiting, a kind tag
+(refund or deploy) and a customer tag. The project grows by customers: one per 330
+tokens, so the measured tag (one customer) holds about 330 tokens, 33 waiting, at every
+size; a page of 25 is full and the counts count the same tokens, and what grows is
+everything around them. Measured: the API list and the dashboard's board fragment
+as requests through the real app in-process (Flask's test client: server time, no
+network), and the board's two queries on their own: the page of tokens and the status
+counts. The machine drifts, so the sizes are measured in alternation, ROUNDS rounds of
+SAMPLES requests each; p50 and p99 are over all samples of a size. The scale figure is
+the ratio of p50 at the largest size to p50 at the smallest. Figures go to
 bench/results/scale.json.
 """
 
@@ -20,24 +24,77 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import bulk_load, fresh_app, support, write_results
+from common import RssSampler, bulk_load, fresh_app, support, write_results
 
-TAG = "customer:42"
+TAG = "customer:7"
+TOKENS_PER_CUSTOMER = 330
+MEASURES = ("api_list", "dashboard_board", "dashboard_list", "dashboard_counts")
+ROUNDS = 5
+SAMPLES = 10
 
 
-def timed(call, rounds: int = 30) -> dict:
-    for _ in range(3):
-        call()
-    samples = []
-    for _ in range(rounds):
+class Project:
+    """One size: its database, the app over it, and the four calls to time."""
+
+    def __init__(self, kind: str, n: int, tmp: Path):
+        from app import accounts
+        from app.dashboard.queries import BoardFilter, board_page, status_counts
+        from app.timeutil import utcnow
+
+        self.n = n
+        self.url, self.app, key = fresh_app(kind, tmp)
+        with self.app.app_context():
+            accounts.create_user("bench@example.com", "bench-password-123", ["bench"], utcnow())
         started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    return {
-        "p50_ms": round(statistics.median(samples) * 1000, 2),
-        "p99_ms": round(samples[int(0.99 * (len(samples) - 1))] * 1000, 2),
-    }
+        bulk_load(self.app, n, customers=max(8, n // TOKENS_PER_CUSTOMER))
+        self.load_seconds = round(time.perf_counter() - started, 1)
+        client = self.app.test_client()
+        client.post("/login", data={"email": "bench@example.com", "password": "bench-password-123"})
+        board = BoardFilter(status="WAITING", tags=(TAG,))
+        with self.app.app_context():
+            self.waiting_with_tag = status_counts(1, board, utcnow())["WAITING"]
+
+        def in_app(query):
+            def call():
+                with self.app.app_context():
+                    query()
+
+            return call
+
+        self.calls = {
+            "api_list": get_ok(
+                client,
+                f"/api/v1/waitpoints/tokens?filter[status]=WAITING&filter[tags]={TAG}"
+                "&page[size]=25",
+                {"Authorization": f"Bearer {key}"},
+            ),
+            "dashboard_board": get_ok(
+                client,
+                f"/dashboard/p/1/tokens?tag={TAG}",
+                {"HX-Request": "true", "HX-Target": "board"},
+            ),
+            "dashboard_list": in_app(lambda: board_page(1, board, utcnow(), 25)),
+            "dashboard_counts": in_app(lambda: status_counts(1, board, utcnow())),
+        }
+        self.samples: dict[str, list[float]] = {name: [] for name in MEASURES}
+        for call in self.calls.values():  # warm up
+            for _ in range(3):
+                call()
+
+    def sample(self) -> None:
+        for name, call in self.calls.items():
+            for _ in range(SAMPLES):
+                started = time.perf_counter()
+                call()
+                self.samples[name].append(time.perf_counter() - started)
+
+    def close(self) -> None:
+        from app.extensions import db
+
+        with self.app.app_context():
+            db.engine.dispose()
+        self.app.extensions["waitpoint_waits"].close()
+        support.drop_database(self.url)
 
 
 def get_ok(client, path: str, headers=None):
@@ -48,60 +105,43 @@ def get_ok(client, path: str, headers=None):
     return call
 
 
-def bench(kind: str, n: int, tmp: Path) -> dict:
-    from app import accounts
-    from app.dashboard.queries import BoardFilter, board_page, status_counts
-    from app.extensions import db
-    from app.timeutil import utcnow
+def summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1000, 2),
+    }
 
-    url, app, key = fresh_app(kind, tmp)
+
+def bench(kind: str, sizes: list[int], tmp: Path) -> list[dict]:
+    projects = []
     try:
-        with app.app_context():
-            accounts.create_user("bench@example.com", "bench-password-123", ["bench"], utcnow())
-        started = time.perf_counter()
-        bulk_load(app, n)
-        loaded = time.perf_counter() - started
-        client = app.test_client()
-        client.post("/login", data={"email": "bench@example.com", "password": "bench-password-123"})
-        auth = {"Authorization": f"Bearer {key}"}
-        board = BoardFilter(status="WAITING", tags=(TAG,))
-        with app.app_context():
-            queries = {
-                "dashboard_list": timed(lambda: board_page(1, board, utcnow(), 25)),
-                "dashboard_counts": timed(lambda: status_counts(1, board, utcnow())),
+        for n in sizes:
+            projects.append(Project(kind, n, tmp))
+        with RssSampler(os.getpid()) as rss:  # the app runs in this process
+            for _ in range(ROUNDS):
+                for project in projects:
+                    project.sample()
+        rows = []
+        for project in projects:
+            row = {
+                "database": kind,
+                "tokens": project.n,
+                "waiting_with_tag": project.waiting_with_tag,
+                "load_seconds": project.load_seconds,
+                **{name: summary(project.samples[name]) for name in MEASURES},
+                "peak_rss_mib": rss.peak_mib,
             }
-            waiting = status_counts(1, board, utcnow())["WAITING"]
-        row = {
-            "database": kind,
-            "tokens": n,
-            "waiting_with_tag": waiting,
-            "load_seconds": round(loaded, 1),
-            "api_list": timed(
-                get_ok(
-                    client,
-                    f"/api/v1/waitpoints/tokens?filter[status]=WAITING"
-                    f"&filter[tags]={TAG}&page[size]=25",
-                    auth,
-                )
-            ),
-            "dashboard_board": timed(
-                get_ok(
-                    client,
-                    f"/dashboard/p/1/tokens?tag={TAG}",
-                    {"HX-Request": "true", "HX-Target": "board"},
-                )
-            ),
-            **queries,
-        }
-        with app.app_context():
-            db.engine.dispose()
-        return row
+            rows.append(row)
+            print(
+                f"{kind:10} {project.n:>8} tokens (loaded in {row['load_seconds']:5.1f} s) | "
+                + " | ".join(f"{name} p50 {row[name]['p50_ms']:6.2f} ms" for name in MEASURES),
+                flush=True,
+            )
+        return rows
     finally:
-        app.extensions["waitpoint_waits"].close()
-        support.drop_database(url)
-
-
-MEASURES = ("api_list", "dashboard_board", "dashboard_list", "dashboard_counts")
+        for project in projects:
+            project.close()
 
 
 def scale_ratios(rows: list[dict]) -> list[dict]:
@@ -130,17 +170,9 @@ def main() -> None:
     parser.add_argument("--db", default="both", choices=["sqlite", "postgresql", "both"])
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    rows = []
+    sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in kinds:
-            for n in (int(s) for s in args.sizes.split(",")):
-                row = bench(kind, n, Path(tmp))
-                rows.append(row)
-                print(
-                    f"{kind:10} {n:>8} tokens (loaded in {row['load_seconds']:5.1f} s) | "
-                    + " | ".join(f"{name} p50 {row[name]['p50_ms']:6.2f} ms" for name in MEASURES),
-                    flush=True,
-                )
+        rows = [row for kind in kinds for row in bench(kind, sizes, Path(tmp))]
     ratios = scale_ratios(rows)
     for ratio in ratios:
         print(

@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from common import RssSampler, support, use_database, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.support import ServerProcess, create_database, drop_database  # noqa: E402
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TOKENS = "/api/v1/waitpoints/tokens"
 
 
@@ -46,12 +39,19 @@ async def run_round(base: str, key: str, n: int) -> dict:
     ) as http:
         tokens = [(await http.post(TOKENS, json={"timeout": "10m"})).json() for _ in range(n)]
         received: dict[str, float] = {}
+        early = []
 
         async def waiter(token):
+            # As the SDK does: a wait answered long before its window while still WAITING
+            # means that server process was at capacity; pause instead of spinning.
             while token["id"] not in received:
+                asked = time.perf_counter()
                 body = (await http.get(f"{TOKENS}/{token['id']}/wait?timeout=60s")).json()
                 if body["status"] != "WAITING":
                     received[token["id"]] = time.perf_counter()
+                elif time.perf_counter() - asked < 59.5:
+                    early.append(token["id"])
+                    await asyncio.sleep(0.5)
 
         tasks = [asyncio.create_task(waiter(t)) for t in tokens]
         await asyncio.sleep(1.0 + n / 200)  # every wait is registered on the server
@@ -88,21 +88,21 @@ async def run_round(base: str, key: str, n: int) -> dict:
         "after_ack_p99_ms": round(percentile(after_ack, 99) * 1000, 1),
         "other_requests_p50_ms": round(statistics.median(others) * 1000, 1),
         "other_requests_max_ms": round(max(others) * 1000, 1),
+        "answered_early_at_capacity": len(early),
     }
 
 
 def bench_database(kind: str, counts: list[int], tmp: Path) -> list[dict]:
-    os.environ["WAITPOINT_TEST_DATABASE_URL"] = PG_URL if kind == "postgresql" else ""
-    import tests.support as support
-
-    support.PG_URL = PG_URL if kind == "postgresql" else None
+    use_database(kind)
     rows = []
     for n in counts:
-        url = create_database(tmp)
-        server = ServerProcess(url, tmp, WAITPOINT_SWEEP_INTERVAL="0.5").start()
+        url = support.create_database(tmp)
+        server = support.ServerProcess(url, tmp, WAITPOINT_SWEEP_INTERVAL="0.5").start()
         try:
             key = server.new_key("bench")
-            row = asyncio.run(run_round(server.url, key, n))
+            with RssSampler(server.proc.pid) as rss:
+                row = asyncio.run(run_round(server.url, key, n))
+            row["peak_rss_mib"] = rss.peak_mib
             row["database"] = kind
             rows.append(row)
             print(
@@ -111,12 +111,13 @@ def bench_database(kind: str, counts: list[int], tmp: Path) -> list[dict]:
                 f"{row['after_ack_p50_ms']:5.1f} ms p99 {row['after_ack_p99_ms']:6.1f} ms | "
                 f"completion request p50 {row['completion_p50_ms']:5.1f} ms | other requests "
                 f"p50 {row['other_requests_p50_ms']:5.1f} ms max "
-                f"{row['other_requests_max_ms']:5.1f} ms",
+                f"{row['other_requests_max_ms']:5.1f} ms | waits answered early (capacity) "
+                f"{row['answered_early_at_capacity']} | peak RSS {row['peak_rss_mib']} MiB",
                 flush=True,
             )
         finally:
             server.stop()
-            drop_database(url)
+            support.drop_database(url)
     return rows
 
 
@@ -129,21 +130,10 @@ def main() -> None:
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row for kind in kinds for row in bench_database(kind, counts, Path(tmp))]
-    target = {"p50_ms": 50, "p99_ms": 250}
-    out = ROOT / "bench" / "results" / "wakeup.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": os.uname().nodename,
-                "cpus": os.cpu_count(),
-                "targets_at_500": target,
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        "wakeup",
+        {"machine": os.uname().nodename, "cpus": os.cpu_count(), "rows": rows},
     )
-    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
