@@ -1,0 +1,74 @@
+"""Engine set-up: SQLite writers queue across processes instead of busy-polling."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app.database import _WriterQueue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OTHER_PROCESS = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from app.database import _WriterQueue
+writers = _WriterQueue(sys.argv[2])
+print("ready", flush=True)
+started = time.monotonic()
+writers.acquire()
+print(time.monotonic() - started, flush=True)
+writers.release()
+"""
+
+
+def test_a_writer_of_another_process_waits_until_the_lock_is_released(tmp_path):
+    database = str(tmp_path / "waitpoint.db")
+    writers = _WriterQueue(database)
+    writers.acquire()
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_PROCESS, str(ROOT), database],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        assert other.poll() is None  # still queued behind this process
+    finally:
+        writers.release()
+    waited = float(other.stdout.readline())
+    assert other.wait(10) == 0
+    other.stdout.close()
+    assert 0.4 <= waited < 5
+    assert (tmp_path / "waitpoint.db-writer.lock").exists()
+
+
+def test_threads_of_one_process_take_turns(tmp_path):
+    import threading
+
+    writers = _WriterQueue(str(tmp_path / "waitpoint.db"))
+    inside, most = [0], [0]
+
+    def write():
+        for _ in range(50):
+            writers.acquire()
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.0005)
+            inside[0] -= 1
+            writers.release()
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
+
+
+def test_an_in_memory_database_needs_no_lock_file():
+    writers = _WriterQueue(":memory:")
+    writers.acquire()
+    writers.release()
+    assert writers._path is None
