@@ -21,13 +21,15 @@ test: $(BIN)/waitpoint
 	tests/prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmark suite (about 10 minutes on 2 cores); figures in bench/results/*.json.
+# The benchmark suite (about 8 minutes on 2 cores): figures in bench/results/*.json,
+# the summary table last (bench/results/summary.json). Needs the local PostgreSQL.
 bench: $(BIN)/waitpoint
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	cd bench && ../$(BIN)/python hotpaths.py sqlite postgresql
-	cd bench && ../$(BIN)/python scale.py --sizes 10000,100000
+	cd bench && ../$(BIN)/python scale.py --sizes 10000,100000,1000000
 	cd bench && ../$(BIN)/python expiry.py sqlite postgresql
 	cd bench && ../$(BIN)/python wakeup.py
+	cd bench && ../$(BIN)/python report.py
 
 lint: $(BIN)/waitpoint
 	$(BIN)/ruff check app tests

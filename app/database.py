@@ -50,8 +50,9 @@ def configure_engine(engine: Engine) -> None:
             except BaseException:
                 _release(connection)
                 raise
-        else:
-            connection.exec_driver_sql("BEGIN")
+        # Reads run without BEGIN: each statement sees the latest commit (as under
+        # PostgreSQL's READ COMMITTED), and a request that only reads saves BEGIN and
+        # ROLLBACK. Everything that writes goes through write_transaction().
 
     def _release(connection):
         if connection.info.pop(_WRITE, False):

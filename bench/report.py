@@ -1,0 +1,197 @@
+"""The benchmark summary: every figure beside its floor or target, as one table.
+
+    python bench/report.py
+
+Reads bench/results/{hotpaths,scale,expiry,wakeup}.json (written by the other
+benchmarks), prints the table and writes it as bench/results/summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# The targets of the performance issue, on this machine.
+HOT_PATH_RATIO = {"create": 0.7, "callback": 0.7, "retrieve": 0.8}
+SCALE_RATIO, SCALE_MS = 1.5, 50.0
+EXPIRY_SECONDS, LAG_P99_MS = 5.0, 1000.0
+WAKE_P50_MS, WAKE_P99_MS = 50.0, 250.0
+
+
+def load(name: str):
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def hot_path_rows(results) -> list[dict]:
+    rows = []
+    for r in results or []:
+        target = HOT_PATH_RATIO.get(r["what"])
+        rows.append(
+            {
+                "part": "hot paths",
+                "database": r["database"],
+                "what": f"{r['what']} req/s (p50 / p99 ms)",
+                "value": f"{r['rps']:.0f} ({r['p50_ms']:.1f} / {r['p99_ms']:.1f})",
+                "floor": f"{r['floor_rps']:.0f} req/s",
+                "ratio": r["ratio"],
+                "target": f"ratio >= {target}" if target else "-",
+                "met": None if target is None else r["ratio"] >= target,
+                "peak_rss_mib": r.get("peak_rss_mib"),
+            }
+        )
+    return rows
+
+
+def scale_rows(results) -> list[dict]:
+    if not results:
+        return []
+    rows = []
+    rss = {(r["database"], r["tokens"]): r.get("peak_rss_mib") for r in results["rows"]}
+    for r in results["ratios"]:
+        small = next(
+            x
+            for x in results["rows"]
+            if (x["database"], x["tokens"]) == (r["database"], r["smallest"])
+        )
+        rows.append(
+            {
+                "part": "scale",
+                "database": r["database"],
+                "what": f"{r['what']} p50 ms at {r['largest']:,} tokens",
+                "value": f"{r['p50_ms']:.2f}",
+                "floor": f"{small[r['what']]['p50_ms']:.2f} ms at {r['smallest']:,}",
+                "ratio": r["ratio"],
+                "target": f"ratio <= {SCALE_RATIO}, < {SCALE_MS:.0f} ms",
+                "met": r["ratio"] <= SCALE_RATIO and r["p50_ms"] < SCALE_MS,
+                "peak_rss_mib": rss.get((r["database"], r["largest"])),
+            }
+        )
+    return rows
+
+
+def expiry_rows(results) -> list[dict]:
+    rows = []
+    for r in results or []:
+        rows.append(
+            {
+                "part": "expiry",
+                "database": r["database"],
+                "what": f"{r['due_tokens']:,} due at once: s until all TIMED_OUT",
+                "value": f"{r['all_timed_out_seconds']:.2f}",
+                "floor": "-",
+                "ratio": None,
+                "target": f"<= {EXPIRY_SECONDS:.0f} s",
+                "met": r["all_timed_out_seconds"] <= EXPIRY_SECONDS,
+                "peak_rss_mib": r.get("peak_rss_mib"),
+            }
+        )
+        rows.append(
+            {
+                "part": "expiry",
+                "database": r["database"],
+                "what": "steady flow: lag p99 ms (p50)",
+                "value": f"{r['lag_p99_ms']:.0f} ({r['lag_p50_ms']:.0f})",
+                "floor": "-",
+                "ratio": None,
+                "target": f"p99 < {LAG_P99_MS:.0f} ms",
+                "met": r["lag_p99_ms"] < LAG_P99_MS,
+                "peak_rss_mib": r.get("peak_rss_mib"),
+            }
+        )
+    return rows
+
+
+def wakeup_rows(results) -> list[dict]:
+    rows = []
+    for r in (results or {}).get("rows", []):
+        at_target = r["waiters"] >= 500
+        rows.append(
+            {
+                "part": "wake-up",
+                "database": r["database"],
+                "what": f"{r['waiters']} waiters: p50 / p99 ms",
+                "value": f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}",
+                "floor": "-",
+                "ratio": None,
+                "target": f"p50 < {WAKE_P50_MS:.0f}, p99 < {WAKE_P99_MS:.0f}" if at_target else "-",
+                "met": (r["p50_ms"] < WAKE_P50_MS and r["p99_ms"] < WAKE_P99_MS)
+                if at_target
+                else None,
+                "peak_rss_mib": r.get("peak_rss_mib"),
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    header = (
+        "part",
+        "db",
+        "figure",
+        "value",
+        "floor / baseline",
+        "ratio",
+        "target",
+        "met",
+        "RSS MiB",
+    )
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                r["part"],
+                r["database"],
+                r["what"],
+                r["value"],
+                r["floor"],
+                "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+                r["target"],
+                {True: "yes", False: "NO", None: "-"}[r["met"]],
+                "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
+            )
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    out = []
+    for index, line in enumerate(lines):
+        out.append(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)
+            ).rstrip()
+        )
+        if index == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def main() -> None:
+    rows = (
+        hot_path_rows(load("hotpaths"))
+        + scale_rows(load("scale"))
+        + expiry_rows(load("expiry"))
+        + wakeup_rows(load("wakeup"))
+    )
+    print(table(rows))
+    judged = [r for r in rows if r["met"] is not None]
+    met = sum(r["met"] for r in judged)
+    print(f"\ntargets met: {met} of {len(judged)}")
+    summary = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
+        "targets_met": met,
+        "targets": len(judged),
+        "rows": rows,
+    }
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("wrote bench/results/summary.json")
+
+
+if __name__ == "__main__":
+    main()
