@@ -208,7 +208,7 @@ class RssSampler:
         return round(self.peak_kib / 1024, 1)
 
 
-def tree_rss_kib(pid: int) -> int:
+def _process_tree(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -218,18 +218,38 @@ def tree_rss_kib(pid: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
+    tree, todo = [], [pid]
     while todo:
         current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def tree_rss_kib(pid: int) -> int:
+    total = 0
+    for member in _process_tree(pid):
         try:
-            with open(f"/proc/{current}/status") as f:
+            with open(f"/proc/{member}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
         except OSError:
             pass
-        todo += children.get(current, [])
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process and its children."""
+    ticks = 0
+    for member in _process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(url: str, tmp: Path, **env: str) -> support.ServerProcess:
@@ -266,6 +286,8 @@ def parse_wrk(out: str) -> dict:
         parts = line.split()
         if line.startswith("Requests/sec:"):
             result["rps"] = round(float(parts[1]), 1)
+        elif "requests in" in line:
+            result["requests"] = int(parts[0])
         elif len(parts) == 2 and parts[0] in ("50%", "99%"):
             result[f"p{parts[0][:-1]}_ms"] = round(_ms(parts[1]), 2)
         elif line.startswith("STATUS"):

@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 
 import httpx
-from common import ROOT, RssSampler, bulk_load, fresh_app, support, write_results, wrk
+from common import (
+    ROOT,
+    RssSampler,
+    bulk_load,
+    fresh_app,
+    support,
+    tree_cpu_seconds,
+    write_results,
+    wrk,
+)
 
 SECONDS = 3
 ROUNDS = 3
@@ -55,13 +64,18 @@ def floor_server() -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the floor server did not start")
 
 
-def drive(url: str, lines: list[str], tmp: Path, auth: str) -> dict:
+def drive(url: str, pid: int, lines: list[str], tmp: Path, auth: str) -> dict:
+    """One wrk run; adds the server's CPU time per request (all its processes)."""
     paths = tmp / "paths.txt"
     paths.write_text("\n".join(lines) + "\n")
-    return wrk(url, SECONDS, CONNECTIONS, LUA, {"WRK_PATHS": str(paths), "WRK_AUTH": auth})
+    before = tree_cpu_seconds(pid)
+    result = wrk(url, SECONDS, CONNECTIONS, LUA, {"WRK_PATHS": str(paths), "WRK_AUTH": auth})
+    used = tree_cpu_seconds(pid) - before
+    result["cpu_ms_per_request"] = round(used / max(result.get("requests", 0), 1) * 1000, 3)
+    return result
 
 
-def measure(kind: str, floor_url: str, tmp: Path) -> list[dict]:
+def measure(kind: str, floor: subprocess.Popen, floor_url: str, tmp: Path) -> list[dict]:
     from app import lifecycle
     from app.capability import callback_path
     from app.extensions import db
@@ -92,8 +106,10 @@ def measure(kind: str, floor_url: str, tmp: Path) -> list[dict]:
                     method = "POST" if name in ("create", "callback") else "GET"
                     pairs = []
                     for r in range(ROUNDS):
-                        base = drive(floor_url, [FLOOR_LINES[method]], tmp, "Bearer x")
-                        mine = drive(server.url, lines[name](r), tmp, f"Bearer {key}")
+                        base = drive(floor_url, floor.pid, [FLOOR_LINES[method]], tmp, "Bearer x")
+                        mine = drive(
+                            server.url, server.proc.pid, lines[name](r), tmp, f"Bearer {key}"
+                        )
                         pairs.append((base, mine))
                     rows.append(summarize(kind, name, pairs))
             for row in rows:
@@ -120,13 +136,16 @@ def summarize(kind: str, name: str, pairs: list[tuple[dict, dict]]) -> dict:
         "errors": sum(p[1]["errors"] for p in pairs),
         "floor_rps": median("rps", 0),
         "floor_p50_ms": median("p50_ms", 0),
+        "cpu_ms_per_request": median("cpu_ms_per_request", 1),
+        "floor_cpu_ms_per_request": median("cpu_ms_per_request", 0),
         "ratio": round(statistics.median(p[1]["rps"] / p[0]["rps"] for p in pairs), 2),
         "rounds": [{"floor_rps": p[0]["rps"], "rps": p[1]["rps"]} for p in pairs],
     }
     print(
         f"{kind:10} {name:9} {row['rps']:8.1f} req/s (floor {row['floor_rps']:8.1f}, "
         f"ratio {row['ratio']:.2f})  p50 {row['p50_ms']:7.2f} ms  "
-        f"p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}",
+        f"p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}  server CPU per request "
+        f"{row['cpu_ms_per_request']:.3f} ms (floor {row['floor_cpu_ms_per_request']:.3f})",
         flush=True,
     )
     return row
@@ -138,7 +157,7 @@ def run(kinds: list[str]) -> list[dict]:
         proc, floor_url = floor_server()
         try:
             for kind in kinds:
-                rows += measure(kind, floor_url, Path(tmp))
+                rows += measure(kind, proc, floor_url, Path(tmp))
         finally:
             proc.terminate()
             proc.wait()
