@@ -1,9 +1,11 @@
 """tag index covers the deadline: status counts and "waiting + tag" read only the index
 
 The index behind "status + tag, newest first" gains ``timeout_at`` as its last column,
-so the effective-status checks (WAITING but overdue) need no row lookups. On
-PostgreSQL both indexes are built and dropped CONCURRENTLY: writers are not blocked
-while a large ``token_tags`` is indexed.
+so the effective-status checks (WAITING but overdue) need no row lookups. The swap is
+one transaction; while the new index is built, writes to ``token_tags`` wait (seconds
+for a few million tags). Not CONCURRENTLY: that cannot run in the migration's
+transaction, and it waits for every open transaction, including the one holding the
+migration lock of ``waitpoint serve``.
 
 Revision ID: 0004
 Revises: 0003
@@ -21,19 +23,11 @@ OLD = "ix_token_tags_project_tag_status_pk"
 NEW = "ix_token_tags_project_tag_status_pk_timeout"
 
 
-def _swap(create: str, columns: list[str], drop: str) -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        with op.get_context().autocommit_block():
-            op.create_index(create, "token_tags", columns, postgresql_concurrently=True)
-            op.drop_index(drop, "token_tags", postgresql_concurrently=True)
-    else:
-        op.create_index(create, "token_tags", columns)
-        op.drop_index(drop, "token_tags")
-
-
 def upgrade():
-    _swap(NEW, ["project_id", "tag", "status", "token_pk", "timeout_at"], OLD)
+    op.create_index(NEW, "token_tags", ["project_id", "tag", "status", "token_pk", "timeout_at"])
+    op.drop_index(OLD, "token_tags")
 
 
 def downgrade():
-    _swap(OLD, ["project_id", "tag", "status", "token_pk"], NEW)
+    op.create_index(OLD, "token_tags", ["project_id", "tag", "status", "token_pk"])
+    op.drop_index(NEW, "token_tags")
