@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import config as config_module
-from .database import configure_engine
+from .database import WriterTimeout, configure_engine
 from .extensions import csrf, db, htmx, migrate
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -103,6 +103,16 @@ def _register_error_handlers(app: Flask) -> None:
                 make_response(render_template("errors/not_found.html"), 404)
             )
         return exc
+
+    @app.errorhandler(WriterTimeout)
+    def _database_busy(exc: WriterTimeout):
+        app.logger.warning("%s", exc)
+        if wants_json(request):
+            response = error_response(503, "database: busy, try again shortly")
+        else:
+            response = make_response("The service is busy; try again shortly.", 503)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -89,6 +89,23 @@ def env_database_url(environ: dict, name: str, default: str) -> str:
     return url
 
 
+# gunicorn threads per worker, and how many of them serve ordinary requests when the
+# rest hold long polls: the default number of waits is what remains.
+DEFAULT_THREADS = 640
+RESERVED_THREADS = 32
+_SPARE_THREADS = 8
+
+
+def threads_per_worker(environ) -> int:
+    return env_int(environ, "WAITPOINT_THREADS", DEFAULT_THREADS, minimum=1)
+
+
+def max_waiters(environ) -> int:
+    """Long polls one process holds: by default the threads less a reserve (640 -> 600)."""
+    default = max(1, threads_per_worker(environ) - RESERVED_THREADS - _SPARE_THREADS)
+    return env_int(environ, "WAITPOINT_MAX_WAITERS", default, minimum=1)
+
+
 def _development_secret(instance_path: Path) -> str:
     """A per-installation secret kept in ``instance/``, created on first run."""
     path = instance_path / "secret_key"
@@ -138,7 +155,7 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
             environ, "WAITPOINT_COMPLETE_MAX_BYTES", 1024 * 1024, minimum=1024
         ),
         # Long-poll waiters one process holds at once; beyond it, waits answer at once.
-        "WAITPOINT_MAX_WAITERS": env_int(environ, "WAITPOINT_MAX_WAITERS", 600, minimum=1),
+        "WAITPOINT_MAX_WAITERS": max_waiters(environ),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
             "pool_size": env_int(environ, "WAITPOINT_DB_POOL_SIZE", 10, minimum=1),

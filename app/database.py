@@ -50,9 +50,8 @@ def configure_engine(engine: Engine) -> None:
             except BaseException:
                 _release(connection)
                 raise
-        # Reads run without BEGIN: each statement sees the latest commit (as under
-        # PostgreSQL's READ COMMITTED), and a request that only reads saves BEGIN and
-        # ROLLBACK. Everything that writes goes through write_transaction().
+        else:
+            connection.exec_driver_sql("BEGIN")
 
     def _release(connection):
         if connection.info.pop(_WRITE, False):
@@ -66,6 +65,10 @@ def configure_engine(engine: Engine) -> None:
             writers.release()
 
 
+class WriterTimeout(RuntimeError):
+    """A SQLite writer waited longer than the busy timeout for its turn."""
+
+
 class _WriterQueue:
     """Writers of one SQLite database wait here, not in SQLite's busy handler.
 
@@ -73,34 +76,74 @@ class _WriterQueue:
     writer of one process can wait seconds while the other process's writers keep
     getting in. Here writers of this process queue on a lock, and then processes
     (gunicorn workers, the CLI) on an exclusive ``flock`` of ``<database>-writer.lock``,
-    which the kernel hands to a waiter the moment it is released. The busy timeout
-    stays as the guard against writers that do not take part (other programs).
+    which the kernel hands to a waiter the moment it is released. Neither wait is
+    longer than the busy timeout: past it the writer fails with "database is locked",
+    as SQLite itself would, instead of hanging behind a stuck process.
     """
 
-    def __init__(self, database: str | None):
+    def __init__(self, database: str | None, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000):
         self._threads = threading.Lock()
+        self._timeout = timeout
         in_memory = not database or database == ":memory:" or database.startswith("file:")
         self._path = None if in_memory else f"{database}-writer.lock"
         self._fd: int | None = None
         self._pid = 0
 
     def acquire(self) -> None:
-        self._threads.acquire()
+        if not self._threads.acquire(timeout=self._timeout):
+            raise WriterTimeout("database is locked (waited for the other writers)")
         if self._path is None:
             return
         try:
             if self._pid != os.getpid():  # never share the lock's file across a fork
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                # Read-only suffices for flock, so a lock file created by another user
+                # (a CLI run as root, say) does not lock the service out.
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CREAT, 0o644)
                 self._pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._flock()
         except BaseException:
             self._threads.release()
             raise
 
+    def _flock(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        # Another process holds it: block in the kernel (woken the moment it is
+        # released), in a helper thread so that this one can stop waiting at the timeout.
+        result: list = []
+        settled = threading.Condition()
+
+        def wait() -> None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                got: object = True
+            except OSError as exc:
+                got = exc
+            with settled:
+                if result:  # the requester gave up meanwhile: pass the lock on
+                    if got is True:
+                        fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    return
+                result.append(got)
+                settled.notify()
+
+        threading.Thread(target=wait, name="sqlite-writer-lock", daemon=True).start()
+        with settled:
+            if not settled.wait_for(lambda: bool(result), timeout=self._timeout):
+                result.append(None)
+                raise WriterTimeout("database is locked (another process holds the write lock)")
+        if result[0] is not True:
+            raise result[0]
+
     def release(self) -> None:
-        if self._path is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
+        try:
+            if self._path is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 def write_transaction() -> None:

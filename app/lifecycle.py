@@ -97,8 +97,10 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Row, bo
             if cached is not None:
                 db.session.commit()
                 return cached, True
-        token = _insert_token(project_id, new, key_hash, now)
         try:
+            # The key's row is inserted at once: on PostgreSQL a concurrent create with
+            # the same key fails here (after waiting for the other), not at COMMIT.
+            token = _insert_token(project_id, new, key_hash, now)
             db.session.commit()
         except IntegrityError:
             db.session.rollback()

@@ -13,7 +13,14 @@ import os
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ConfigError, env_bool, env_int
+from .config import (
+    RESERVED_THREADS,
+    ConfigError,
+    env_bool,
+    env_int,
+    max_waiters,
+    threads_per_worker,
+)
 
 
 class WaitpointServer(BaseApplication):
@@ -43,14 +50,10 @@ def _log_through_gunicorn(app) -> None:
     app.logger.propagate = False
 
 
-# Threads a worker keeps for ordinary requests however many long polls it holds.
-RESERVED_THREADS = 32
-
-
 def server_options(host: str, port: int, environ: dict | None = None) -> dict:
     environ = os.environ if environ is None else environ
-    threads = env_int(environ, "WAITPOINT_THREADS", 640, minimum=1)
-    waiters = env_int(environ, "WAITPOINT_MAX_WAITERS", 600, minimum=1)
+    threads = threads_per_worker(environ)
+    waiters = max_waiters(environ)
     if threads < waiters + RESERVED_THREADS:
         raise ConfigError(
             f"WAITPOINT_THREADS ({threads}) must be at least WAITPOINT_MAX_WAITERS ({waiters}) "

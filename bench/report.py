@@ -1,6 +1,6 @@
 """The benchmark summary: every figure beside its floor or target, as one table.
 
-    python bench/report.py
+    python bench/report.py [--markdown]
 
 Reads bench/results/{hotpaths,scale,expiry,wakeup}.json (written by the other
 benchmarks), prints the table and writes it as bench/results/summary.json.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -128,33 +129,32 @@ def wakeup_rows(results) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict]) -> str:
-    header = (
-        "part",
-        "db",
-        "figure",
-        "value",
-        "floor / baseline",
-        "ratio",
-        "target",
-        "met",
-        "RSS MiB",
+HEADER = ("part", "db", "figure", "value", "floor / baseline", "ratio", "target", "met", "RSS MiB")
+
+
+def cells(r: dict) -> tuple:
+    return (
+        r["part"],
+        r["database"],
+        r["what"],
+        r["value"],
+        r["floor"],
+        "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+        r["target"],
+        {True: "yes", False: "NO", None: "-"}[r["met"]],
+        "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
     )
-    lines = [header]
-    for r in rows:
-        lines.append(
-            (
-                r["part"],
-                r["database"],
-                r["what"],
-                r["value"],
-                r["floor"],
-                "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
-                r["target"],
-                {True: "yes", False: "NO", None: "-"}[r["met"]],
-                "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
-            )
-        )
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def table(rows: list[dict]) -> str:
+    header = HEADER
+    lines = [header] + [cells(r) for r in rows]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     out = []
     for index, line in enumerate(lines):
@@ -175,7 +175,7 @@ def main() -> None:
         + expiry_rows(load("expiry"))
         + wakeup_rows(load("wakeup"))
     )
-    print(table(rows))
+    print(markdown(rows) if "--markdown" in sys.argv else table(rows))
     judged = [r for r in rows if r["met"] is not None]
     met = sum(r["met"] for r in judged)
     print(f"\ntargets met: {met} of {len(judged)}")

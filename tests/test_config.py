@@ -54,6 +54,17 @@ def test_defaults(tmp_path):
     assert config["WAITPOINT_COMPLETE_MAX_BYTES"] == 1048576
 
 
+def test_long_poll_capacity_follows_the_threads(tmp_path):
+    from app.serve import server_options
+
+    assert from_environment(tmp_path, {})["WAITPOINT_MAX_WAITERS"] == 600
+    fewer = {"WAITPOINT_THREADS": "320"}  # only the threads set: the waits follow
+    assert from_environment(tmp_path, fewer)["WAITPOINT_MAX_WAITERS"] == 280
+    assert server_options("127.0.0.1", 5000, fewer)["threads"] == 320
+    with pytest.raises(ConfigError, match="WAITPOINT_THREADS"):
+        server_options("127.0.0.1", 5000, {**fewer, "WAITPOINT_MAX_WAITERS": "300"})
+
+
 def test_values_are_read(tmp_path):
     config = from_environment(
         tmp_path,

@@ -44,6 +44,47 @@ def test_a_writer_of_another_process_waits_until_the_lock_is_released(tmp_path):
     assert (tmp_path / "waitpoint.db-writer.lock").exists()
 
 
+HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from app.database import _WriterQueue
+writers = _WriterQueue(sys.argv[2])
+writers.acquire()
+print("holding", flush=True)
+time.sleep(float(sys.argv[3]))
+writers.release()
+print("released", flush=True)
+"""
+
+
+def test_a_writer_gives_up_at_the_timeout_and_the_lock_still_passes_on(tmp_path):
+    from app.database import WriterTimeout
+
+    database = str(tmp_path / "waitpoint.db")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(ROOT), database, "1.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        writers = _WriterQueue(database, timeout=0.3)
+        started = time.monotonic()
+        try:
+            writers.acquire()
+            raise AssertionError("acquired a lock another process holds")
+        except WriterTimeout:
+            pass
+        assert 0.25 <= time.monotonic() - started < 1.2
+        assert holder.stdout.readline().strip() == "released"
+        time.sleep(0.2)  # the abandoned wait takes the lock and hands it back
+        writers.acquire()  # neither this process's lock nor the file lock is stuck
+        writers.release()
+    finally:
+        holder.wait(10)
+        holder.stdout.close()
+
+
 def test_threads_of_one_process_take_turns(tmp_path):
     import threading
 
