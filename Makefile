@@ -21,7 +21,7 @@ test: $(BIN)/waitpoint
 	tests/prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmark suite (about 8 minutes on 2 cores): figures in bench/results/*.json,
+# The benchmark suite (about 6 minutes on 2 cores): figures in bench/results/*.json,
 # the summary table last (bench/results/summary.json). Needs the local PostgreSQL.
 bench: $(BIN)/waitpoint
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
