@@ -59,7 +59,7 @@ def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, app.config["WAITPOINT_SQLITE_BUSY_TIMEOUT"])
 
 
 def _register_templating(app: Flask) -> None:

@@ -148,6 +148,10 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
             environ, "WAITPOINT_SWEEP_INTERVAL", 0.5, minimum=0.05
         ),
         "WAITPOINT_SWEEP_BATCH": env_int(environ, "WAITPOINT_SWEEP_BATCH", 1000, minimum=1),
+        # SQLite: how long a writer waits for its turn before the request gets a 503.
+        "WAITPOINT_SQLITE_BUSY_TIMEOUT": env_float(
+            environ, "WAITPOINT_SQLITE_BUSY_TIMEOUT", 10.0, minimum=0.05
+        ),
         "WAITPOINT_CREATE_MAX_BYTES": env_int(
             environ, "WAITPOINT_CREATE_MAX_BYTES", 64 * 1024, minimum=1024
         ),

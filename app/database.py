@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 
 from .extensions import db
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT = 10.0  # seconds a SQLite writer waits for its turn (default)
 _WRITE = "waitpoint_write"
 
 
-def configure_engine(engine: Engine) -> None:
+def configure_engine(engine: Engine, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
     if engine.dialect.name != "sqlite":
         return
 
@@ -33,12 +33,12 @@ def configure_engine(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         # FULL: a commit that returned is on disk, even after a power cut.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
-    writers = _WriterQueue(engine.url.database)
+    writers = _WriterQueue(engine.url.database, busy_timeout)
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection):
@@ -81,7 +81,7 @@ class _WriterQueue:
     as SQLite itself would, instead of hanging behind a stuck process.
     """
 
-    def __init__(self, database: str | None, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000):
+    def __init__(self, database: str | None, timeout: float = SQLITE_BUSY_TIMEOUT):
         self._threads = threading.Lock()
         self._timeout = timeout
         in_memory = not database or database == ":memory:" or database.startswith("file:")

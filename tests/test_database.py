@@ -85,6 +85,38 @@ def test_a_writer_gives_up_at_the_timeout_and_the_lock_still_passes_on(tmp_path)
         holder.stdout.close()
 
 
+def test_a_request_that_waits_too_long_to_write_gets_a_503_with_retry_after(tmp_path):
+    # Its own SQLite database whatever engine the suite runs on: the queue is SQLite's.
+    from flask_migrate import upgrade
+
+    from app.cli import create_api_key
+
+    from .conftest import make_app
+
+    database = tmp_path / "waitpoint.db"
+    app = make_app(f"sqlite:///{database}", WAITPOINT_SQLITE_BUSY_TIMEOUT=0.3)
+    with app.app_context():
+        upgrade()
+        key = create_api_key("busy")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(ROOT), str(database), "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        response = app.test_client().post(
+            "/api/v1/waitpoints/tokens", json={}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.get_json() == {"error": "database: busy, try again shortly"}
+    finally:
+        holder.wait(10)
+        holder.stdout.close()
+        app.extensions["waitpoint_waits"].close()
+
+
 def test_threads_of_one_process_take_turns(tmp_path):
     import threading
 

@@ -39,6 +39,8 @@ def _errors(*codes: int) -> dict:
         404: "No such token in this project (or a wrong callback signature).",
         413: "Request body too large.",
         422: "More than 10 tags.",
+        503: "The database is busy (a writer waited past the busy timeout); retry after "
+        "the Retry-After header's seconds.",
     }
     return {str(code): _json(ErrorResponse, reasons[code]) for code in codes}
 
@@ -120,7 +122,7 @@ def build_document() -> dict:
                             CreateTokenResponse,
                             "The token (isCached: true for a repeated idempotency key).",
                         ),
-                        **_errors(400, 401, 413, 422),
+                        **_errors(400, 401, 413, 422, 503),
                     },
                 },
                 "get": {
@@ -185,7 +187,7 @@ def build_document() -> dict:
                         "200": _json(
                             CompleteTokenResponse, "Done, or already decided (applied: false)."
                         ),
-                        **_errors(400, 401, 404, 413),
+                        **_errors(400, 401, 404, 413, 503),
                     },
                 }
             },
@@ -227,7 +229,7 @@ def build_document() -> dict:
                     },
                     "responses": {
                         "200": _json(CompleteTokenResponse, "Done, or already decided."),
-                        **_errors(404, 413),
+                        **_errors(404, 413, 503),
                     },
                 },
             },
