@@ -118,7 +118,7 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Row
     if row is None:
         return None
     if row.expires_at is None or row.expires_at > now:
-        return db.session.execute(select(TOKENS).where(TOKENS.c.pk == row.token_pk)).one()
+        return token_by_pk(row.token_pk)
     # Expired: free the key so that this request can take it.
     db.session.execute(
         delete(IdempotencyKey).where(
@@ -209,6 +209,14 @@ def token_row(public_id: str, project_id: int | None = None) -> Row | None:
     return db.session.execute(
         _PROJECT_TOKEN_BY_ID, {"public_id": suffix, "project_id": project_id}
     ).one_or_none()
+
+
+_TOKEN_BY_PK = select(TOKENS).where(TOKENS.c.pk == bindparam("pk"))
+
+
+def token_by_pk(token_pk: int) -> Row:
+    """The stored row of a token known to exist (say, to re-read it after a race)."""
+    return db.session.execute(_TOKEN_BY_PK, {"pk": token_pk}).one()
 
 
 _COMPLETION_OF = select(Completion.__table__).where(

@@ -172,13 +172,16 @@ def _tag_candidates(tag_count: int, statuses: tuple[str, ...], window: str | Non
     """
     pk = TokenTag.token_pk
     order = pk.asc() if window == "before" else pk.desc()
-    bounds = {"after": [pk < bindparam("cursor")], "before": [pk > bindparam("cursor")]}
+    cursor = bindparam("cursor")
+    window_conditions = _window(
+        pk, cursor if window == "after" else None, cursor if window == "before" else None
+    )
     per_tag = []
     for i in range(tag_count):
         query = select(pk).where(
             TokenTag.project_id == bindparam("project_id"),
             TokenTag.tag == bindparam(f"tag_{i}"),
-            *bounds.get(window, []),
+            *window_conditions,
         )
         if statuses:
             query = query.where(status_condition(TokenTag, statuses, bindparam("now")))

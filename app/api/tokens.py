@@ -188,7 +188,7 @@ def _completion_response(token: Row, output: str | None, record: lifecycle.Compl
         status = COMPLETED
     else:
         # Someone else decided it: report what they decided.
-        status = lifecycle.effective_status(lifecycle.token_row(lifecycle.public_id_of(token)), now)
+        status = lifecycle.effective_status(lifecycle.token_by_pk(token.pk), now)
     return jsonify(success=True, applied=applied, status=status)
 
 
