@@ -100,7 +100,7 @@ def expire_command() -> None:
     """Run one timeout sweep now and print how many tokens it timed out."""
     from .lifecycle import expire_due
 
-    click.echo(expire_due(utcnow(), current_app.config["WAITPOINT_SWEEP_BATCH"]))
+    click.echo(expire_due(batch_size=current_app.config["WAITPOINT_SWEEP_BATCH"]))
 
 
 @click.group("keys")

@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import Row, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from .credentials import new_public_id
 from .database import write_transaction
 from .extensions import db
 from .models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
-from .timeutil import isoformat
+from .timeutil import isoformat, utcnow
 
 # Hot paths read and write through the tables (SQLAlchemy Core): rows, not ORM objects.
 TOKENS = Token.__table__
@@ -42,11 +42,9 @@ def public_id_of(token: Token) -> str:
     return ID_PREFIX + token.public_id
 
 
-def effective_status(token: Token, now: datetime) -> str:
-    """The status to report: past its deadline a token is timed out, swept or not."""
-    if token.status == WAITING and token.timeout_at is not None and token.timeout_at <= now:
-        return TIMED_OUT
-    return token.status
+def overdue(token, now: datetime) -> bool:
+    """Still stored as waiting, though its deadline has passed (the sweep has not run yet)."""
+    return token.status == WAITING and token.timeout_at is not None and token.timeout_at <= now
 
 
 def timeout_output(token: Token) -> str:
@@ -230,28 +228,65 @@ def completion_of(token_pk: int) -> Row | None:
 
 
 def complete_token(
-    token_pk: int, output: str | None, record: CompletionRecord, now: datetime
+    token_pk: int, output: str | None, record: CompletionRecord, now: datetime | None = None
 ) -> bool:
-    """Complete a waiting token with ``output`` (JSON text). True if this call decided it."""
-    values = {"status": COMPLETED, "output": output, "finished_at": now}
-    return _finish(token_pk, values, {"status": COMPLETED}, record, now)
+    """Complete a waiting token with ``output`` (JSON text). True if this call decided it.
+
+    ``now`` is for tests that move time; by default the deadline is checked against
+    the time of the write itself (``_clock``), not the time the request arrived.
+    """
+    return _finish(token_pk, {"status": COMPLETED, "output": output}, record, now)
 
 
-def time_out_now(token_pk: int, record: CompletionRecord, now: datetime) -> bool:
+def time_out_now(token_pk: int, record: CompletionRecord, now: datetime | None = None) -> bool:
     """An operator ends a waiting token as timed out, now. True if this call decided it."""
-    values = {"status": TIMED_OUT, "timeout_at": now, "finished_at": now}
-    return _finish(token_pk, values, {"status": TIMED_OUT, "timeout_at": now}, record, now)
+    return _finish(token_pk, {"status": TIMED_OUT}, record, now, move_deadline=True)
+
+
+def _clock(now: datetime | None):
+    """The time a write decides against: taken when the write happens, never before.
+
+    Call it inside the write transaction. On SQLite that is after this writer's turn
+    in the queue (``write_transaction``), so time spent queueing behind other writers
+    counts. On PostgreSQL it is the database's own ``clock_timestamp()``, evaluated as
+    the row is written (after any row lock was waited for), and one clock for every
+    host. Tests pass ``now`` to move time.
+    """
+    if now is not None:
+        return now
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.clock_timestamp()
+    return utcnow()
 
 
 def _finish(
-    token_pk: int, values: dict, tag_values: dict, record: CompletionRecord, now: datetime
+    token_pk: int,
+    values: dict,
+    record: CompletionRecord,
+    now: datetime | None,
+    *,
+    move_deadline: bool = False,
 ) -> bool:
-    """The one transition: a conditional UPDATE on a still-waiting token, then its record."""
+    """The one transition: a conditional UPDATE on a still-waiting token, then its record.
+
+    A token whose deadline has passed by the time of the write is not completed: this
+    call times it out instead (as the sweep would), so that whoever is told
+    ``TIMED_OUT`` afterwards is told what is stored, and nothing can complete it later.
+    """
     write_transaction()
-    decided = db.session.execute(
-        _FINISH.values(**values), {"token_pk": token_pk, "now": now}
-    ).rowcount
-    if decided == 1:
+    clock = _clock(now)
+    stamped = {**values, "finished_at": clock}
+    tag_values = {"status": values["status"]}
+    if move_deadline:
+        stamped["timeout_at"] = clock
+    if isinstance(clock, datetime):
+        statement, params = _FINISH, {"token_pk": token_pk, "now": clock}
+    else:
+        statement, params = _FINISH_ON_DB_CLOCK, {"token_pk": token_pk}
+    finished_at = db.session.execute(statement.values(**stamped), params).scalar_one_or_none()
+    if finished_at is not None:
+        if move_deadline:
+            tag_values["timeout_at"] = finished_at
         _copy_to_tags([token_pk], tag_values)
         _notify_other_processes([token_pk])
         db.session.execute(
@@ -264,25 +299,93 @@ def _finish(
                 "comment": record.comment,
                 "ip": record.ip,
                 "user_agent": record.user_agent,
-                "created_at": now,
+                "created_at": finished_at,
             },
         )
+        decided = [token_pk]
+    else:
+        decided = _time_out_overdue([token_pk], clock)
     db.session.commit()
-    if decided == 1:
-        _announce([token_pk])
-    return decided == 1
+    _announce(decided)
+    return finished_at is not None
 
 
-_FINISH = update(TOKENS).where(
-    TOKENS.c.pk == bindparam("token_pk"),
-    TOKENS.c.status == WAITING,
-    or_(TOKENS.c.timeout_at.is_(None), TOKENS.c.timeout_at > bindparam("now")),
-)
+def _finish_statement(deadline_not_past):
+    return (
+        update(TOKENS)
+        .where(
+            TOKENS.c.pk == bindparam("token_pk"),
+            TOKENS.c.status == WAITING,
+            or_(TOKENS.c.timeout_at.is_(None), deadline_not_past),
+        )
+        .returning(TOKENS.c.finished_at)
+    )
+
+
+# Two shapes, built once: against a time given as a parameter, or the database's clock.
+_FINISH = _finish_statement(TOKENS.c.timeout_at > bindparam("now"))
+_FINISH_ON_DB_CLOCK = _finish_statement(TOKENS.c.timeout_at > func.clock_timestamp())
 _INSERT_COMPLETION = insert(Completion.__table__)
 
 
+def settle_overdue(tokens: list, now: datetime) -> list:
+    """The tokens as they stand once every overdue one among them has been timed out.
+
+    Nobody is ever told ``TIMED_OUT`` before it is stored: a reader that finds a token
+    past its deadline but not yet swept times it out first (the sweep's conditional
+    UPDATE, through the same write path as completions), then reports what is stored.
+    A completion already being written when the deadline passed wins that race, and
+    the reader reports it. ``tokens`` are rows or ORM objects (the ORM ones are
+    refreshed by the commit); most reads find nothing overdue and write nothing.
+    """
+    due = [token.pk for token in tokens if overdue(token, now)]
+    if not due:
+        return tokens
+    write_transaction()
+    decided = _time_out_overdue(due, _clock(None))
+    db.session.commit()
+    _announce(decided)
+    fresh = {row.pk: row for row in db.session.execute(_TOKENS_BY_PKS, {"pks": due})}
+    return [fresh.get(token.pk, token) if isinstance(token, Row) else token for token in tokens]
+
+
+_TOKENS_BY_PKS = select(TOKENS).where(TOKENS.c.pk.in_(bindparam("pks", expanding=True)))
+
+
+def settled(token, now: datetime):
+    """``settle_overdue`` for one token."""
+    return settle_overdue([token], now)[0]
+
+
+def _time_out_overdue(token_pks, clock) -> list[int]:
+    """Time out those of ``token_pks`` (a list or a subquery) still waiting past their
+    deadline at ``clock``; returns their pks."""
+    expired = (
+        db.session.execute(
+            update(TOKENS)
+            .where(
+                TOKENS.c.pk.in_(token_pks),
+                TOKENS.c.status == WAITING,
+                TOKENS.c.timeout_at <= clock,
+            )
+            .values(status=TIMED_OUT, finished_at=clock)
+            .returning(TOKENS.c.pk)
+        )
+        .scalars()
+        .all()
+    )
+    if expired:
+        _copy_to_tags(expired, {"status": TIMED_OUT})
+        _notify_other_processes(expired)
+    return expired
+
+
 def decide_token(
-    token_pk: int, approved: bool, comment: str, record: CompletionRecord, now: datetime
+    token_pk: int,
+    approved: bool,
+    comment: str,
+    record: CompletionRecord,
+    now: datetime | None = None,
 ) -> bool:
     """Approve or reject: complete with ``{"approved", "comment", "approver"}``.
 
@@ -298,40 +401,30 @@ def to_json_text(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def expire_due(now: datetime, batch_size: int = 1000) -> int:
+def expire_due(now: datetime | None = None, batch_size: int = 1000) -> int:
     """Store ``TIMED_OUT`` for every waiting token whose deadline has passed.
 
     Works in batches of ``batch_size``, each its own short transaction, and is safe
     to run in several processes at once (PostgreSQL: SKIP LOCKED; SQLite: one writer).
-    Returns how many tokens this call timed out.
+    Deadlines are checked against the clock of the write (``_clock``) unless a test
+    passes ``now``. Returns how many tokens this call timed out.
     """
     total = 0
     while True:
         # Look before locking: most sweeps find nothing, and should not take the write lock.
-        if not _anything_due(now):
+        if not _anything_due(_clock(now)):
             db.session.commit()
             return total
         write_transaction()
+        clock = _clock(now)
         due = (
             select(Token.pk)
-            .where(Token.status == WAITING, Token.timeout_at <= now)
+            .where(Token.status == WAITING, Token.timeout_at <= clock)
             .order_by(Token.timeout_at)
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
-        expired = (
-            db.session.execute(
-                update(TOKENS)
-                .where(TOKENS.c.pk.in_(due.scalar_subquery()), TOKENS.c.status == WAITING)
-                .values(status=TIMED_OUT, finished_at=now)
-                .returning(TOKENS.c.pk)
-            )
-            .scalars()
-            .all()
-        )
-        if expired:
-            _copy_to_tags(expired, {"status": TIMED_OUT})
-            _notify_other_processes(expired)
+        expired = _time_out_overdue(due.scalar_subquery(), clock)
         db.session.commit()
         _announce(expired)
         total += len(expired)

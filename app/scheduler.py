@@ -24,7 +24,7 @@ def sweep_once(app: Flask) -> int:
     """One sweep inside an app context (scheduler threads have none of their own)."""
     with app.app_context():
         try:
-            count = expire_due(utcnow(), app.config["WAITPOINT_SWEEP_BATCH"])
+            count = expire_due(batch_size=app.config["WAITPOINT_SWEEP_BATCH"])
         finally:
             db.session.remove()
     if count:

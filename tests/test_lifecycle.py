@@ -1,5 +1,6 @@
 """The lifecycle module: the sweep, idempotency expiry, statuses copied to tags."""
 
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -76,12 +77,35 @@ def test_an_expired_idempotency_key_makes_a_new_token(app, api_key):
         assert (latest.pk, cached) == (fresh.pk, True)
 
 
-def test_effective_status_never_reports_an_overdue_token_as_waiting(app, api_key):
+def test_a_reader_times_out_an_overdue_token_before_reporting_it(app, api_key):
     with app.app_context():
-        token = make(timeout_at=NOW + timedelta(seconds=10))
-        assert lifecycle.effective_status(token, NOW + timedelta(seconds=9)) == "WAITING"
-        assert lifecycle.effective_status(token, NOW + timedelta(seconds=10)) == "TIMED_OUT"
+        token = make(timeout_at=utcnow() + timedelta(milliseconds=50))
+        assert lifecycle.settled(token, utcnow()).status == "WAITING"
         assert stored_status(token) == "WAITING"
+        time.sleep(0.06)
+        assert lifecycle.settled(token, utcnow()).status == "TIMED_OUT"
+        assert stored_status(token) == "TIMED_OUT"
+        assert tag_statuses(token) == set()  # no tags: nothing else to keep in step
+
+
+def test_a_reader_whose_clock_runs_ahead_reports_only_what_is_stored(app, api_key):
+    with app.app_context():
+        token = make(timeout_at=utcnow() + timedelta(hours=1), tags=("t",))
+        # The reader thinks the deadline passed; the write's clock says it has not.
+        assert lifecycle.settled(token, utcnow() + timedelta(hours=2)).status == "WAITING"
+        assert stored_status(token) == "WAITING"
+        assert tag_statuses(token) == {"WAITING"}
+
+
+def test_a_completion_written_after_the_deadline_times_the_token_out(app, api_key):
+    with app.app_context():
+        token = make(timeout_at=utcnow() + timedelta(milliseconds=30), tags=("t",))
+        time.sleep(0.04)
+        record = lifecycle.CompletionRecord(source="api")
+        assert lifecycle.complete_token(token.pk, '{"late":true}', record) is False
+        assert stored_status(token) == "TIMED_OUT"
+        assert tag_statuses(token) == {"TIMED_OUT"}
+        assert lifecycle.completion_of(token.pk) is None
 
 
 def test_the_expire_command_prints_the_count(app, runner, api_key):
@@ -89,8 +113,6 @@ def test_the_expire_command_prints_the_count(app, runner, api_key):
         make(timeout_at=NOW + timedelta(milliseconds=1))
         make(timeout_at=NOW + timedelta(milliseconds=2))
         make(timeout_at=NOW + timedelta(days=1))
-    import time
-
     time.sleep(0.01)
     result = runner.invoke(args=["expire"])
     assert result.exit_code == 0, result.output

@@ -14,9 +14,12 @@ from ..timeutil import isoformat
 def token_json(
     token: Token, now: datetime, *, with_output: bool = False, base_url: str | None = None
 ) -> dict:
-    """``base_url``: the service's public URL, when serializing many tokens in one go."""
+    """``token`` as stored: settle overdue tokens first (``lifecycle.settle_overdue``).
+
+    ``base_url``: the service's public URL, when serializing many tokens in one go.
+    """
     public_id = lifecycle.public_id_of(token)
-    status = lifecycle.effective_status(token, now)
+    status = token.status
     item: dict = {"id": public_id, "url": callback_url(public_id, base_url), "status": status}
     if token.idempotency_key is not None:
         item["idempotencyKey"] = token.idempotency_key

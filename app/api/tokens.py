@@ -58,8 +58,9 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
 @bp.get(f"{TOKENS}/<token_id>")
 @require_api_key
 def retrieve_token(token_id: str):
-    token = _project_token(token_id)
-    return jsonify(token_json(token, utcnow(), with_output=True))
+    now = utcnow()
+    token = lifecycle.settled(_project_token(token_id), now)
+    return jsonify(token_json(token, now, with_output=True))
 
 
 MAX_WAIT = timedelta(seconds=60)
@@ -70,11 +71,11 @@ MAX_WAIT = timedelta(seconds=60)
 def wait_for_token(token_id: str):
     """Long poll: answer once the token leaves WAITING, or when the window ends."""
     window = _wait_window(request.args.get("timeout", "30s"))
-    token = _project_token(token_id)
-    if lifecycle.effective_status(token, utcnow()) == WAITING and window:
+    token = lifecycle.settled(_project_token(token_id), utcnow())
+    if token.status == WAITING and window:
         hub = current_app.extensions["waitpoint_waits"]
         hub.wait_for(token, window.total_seconds(), client_gone(request.environ))
-        token = _project_token(token_id)
+        token = lifecycle.settled(_project_token(token_id), utcnow())
     return jsonify(token_json(token, utcnow(), with_output=True))
 
 
@@ -111,8 +112,12 @@ def list_tokens():
         pagination["next"] = page.next_cursor
     if page.previous_cursor:
         pagination["previous"] = page.previous_cursor
+    tokens = lifecycle.settle_overdue(page.tokens, now)
+    if query.statuses():
+        # A token the filter took for overdue may have been completed as it was read.
+        tokens = [t for t in tokens if t.status in query.statuses()]
     base_url = capability.public_base_url()
-    data = [token_json(t, now, base_url=base_url) for t in page.tokens]
+    data = [token_json(t, now, base_url=base_url) for t in tokens]
     return jsonify(data=data, pagination=pagination)
 
 
@@ -182,13 +187,10 @@ def callback_token(token_id: str, signature: str) -> Row:
 
 
 def _completion_response(token: Row, output: str | None, record: lifecycle.CompletionRecord):
-    now = utcnow()
-    applied = lifecycle.complete_token(token.pk, output, record, now)
-    if applied:
-        status = COMPLETED
-    else:
-        # Someone else decided it: report what they decided.
-        status = lifecycle.effective_status(lifecycle.token_by_pk(token.pk), now)
+    applied = lifecycle.complete_token(token.pk, output, record)
+    # Otherwise someone else decided it, or the deadline had passed (then this call
+    # stored TIMED_OUT): report what is stored.
+    status = COMPLETED if applied else lifecycle.token_by_pk(token.pk).status
     return jsonify(success=True, applied=applied, status=status)
 
 

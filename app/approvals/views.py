@@ -42,7 +42,7 @@ class Card:
 
 
 def card_for(token: Token, now: datetime) -> Card:
-    status = lifecycle.effective_status(token, now)
+    status = lifecycle.settled(token, now).status
     details = json.loads(token.details_json) if token.details_json else None
     if status == WAITING:
         return Card(token, "waiting", None, details=details)
@@ -105,7 +105,7 @@ def probe(token_id: str, signature: str):
     token = capability.token_for(token_id, signature)
     if token is None:
         return _not_valid()
-    if lifecycle.effective_status(token, utcnow()) == WAITING:
+    if lifecycle.settled(token, utcnow()).status == WAITING:
         return "", 204
     return htmx_response(_render_card(token, signature, None), retarget="#card", reswap="outerHTML")
 
@@ -123,7 +123,7 @@ def decide(token_id: str, signature: str):
         return _invalid(token, signature, form)
 
     record = completion_record("page", actor=form.approver.data or None)
-    applied = lifecycle.decide_token(token.pk, choice, form.comment.data or "", record, utcnow())
+    applied = lifecycle.decide_token(token.pk, choice, form.comment.data or "", record)
     db.session.refresh(token)
     notice = _notice(applied, choice)
     if htmx:

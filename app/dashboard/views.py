@@ -166,6 +166,7 @@ def tokens(project_id: int):
         after=filters.after,
         before=filters.before,
     )
+    page.tokens = lifecycle.settle_overdue(page.tokens, now)
     context = {
         "project": project,
         "filters": filters,
@@ -174,7 +175,7 @@ def tokens(project_id: int):
         "tabs": TABS,
         "periods": PERIODS,
         "now": now,
-        "status_of": lambda token: lifecycle.effective_status(token, now),
+        "status_of": lambda token: token.status,
         "public_id": lifecycle.public_id_of,
     }
     if htmx and htmx.target == "board":
@@ -204,14 +205,15 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
     project, token = _token(project_id, token_id)
     now = utcnow()
     forms = forms or {}
+    token = lifecycle.settled(token, now)
     output = _pretty(token.output) if token.output is not None else None
-    if lifecycle.effective_status(token, now) == "TIMED_OUT":
+    if token.status == "TIMED_OUT":
         output = _pretty(lifecycle.timeout_output(token))
     context = {
         "project": project,
         "token": token,
         "card": card_for(token, now),
-        "status": lifecycle.effective_status(token, now),
+        "status": token.status,
         "public_id": lifecycle.public_id_of(token),
         "callback_url": capability.callback_url(lifecycle.public_id_of(token)),
         "output": output,
@@ -255,7 +257,7 @@ def decide(project_id: int, token_id: str):
         return detail(project_id, token_id, forms={"decision": form}, status=422)
     approved = bool(form.approve.data)
     applied = lifecycle.decide_token(
-        token.pk, approved, form.comment.data or "", _record(), utcnow()
+        token.pk, approved, form.comment.data or "", _record()
     )
     return _after_action(project_id, token, applied, "Approved." if approved else "Rejected.")
 
@@ -268,7 +270,7 @@ def complete(project_id: int, token_id: str):
     if not form.validate_on_submit():
         return detail(project_id, token_id, forms={"complete": form}, status=422)
     applied = lifecycle.complete_token(
-        token.pk, lifecycle.to_json_text(form.parsed), _record(), utcnow()
+        token.pk, lifecycle.to_json_text(form.parsed), _record()
     )
     return _after_action(project_id, token, applied, "Completed with your output.")
 
@@ -279,5 +281,5 @@ def time_out(project_id: int, token_id: str):
     _, token = _token(project_id, token_id)
     if not TimeoutForm().validate_on_submit():
         abort(400)
-    applied = lifecycle.time_out_now(token.pk, _record(), utcnow())
+    applied = lifecycle.time_out_now(token.pk, _record())
     return _after_action(project_id, token, applied, "Timed out now.")
