@@ -16,6 +16,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     NotFoundError,
+    RateLimited,
     ServerError,
     ValidationError,
     WaitpointError,
@@ -149,13 +150,37 @@ def check(response: httpx.Response) -> dict:
         raise NotFoundError(status, message)
     if status in (400, 413, 422):
         raise ValidationError(status, message)
+    if status == 429:
+        raise RateLimited(status, message, retry_after(response))
     if status >= 500:
         raise ServerError(status, message)
     raise APIError(status, message)
 
 
-def retryable(response: httpx.Response) -> bool:
-    return response.status_code >= 500
+def retryable(response: httpx.Response, idempotent: bool) -> bool:
+    """Worth sending again: a server error for a call that may be repeated, or, for any
+    call, an answer that says nothing was done (429 rate limited, 503 busy)."""
+    if response.status_code in (429, 503):
+        return True
+    return idempotent and response.status_code >= 500
+
+
+MAX_RETRY_AFTER = 60.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The server's ``Retry-After`` in seconds (at most a minute), if it sent one."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
+
+
+def pause(response: httpx.Response | None, attempt: int) -> float:
+    """How long to wait before the next attempt: the server's word, else ``backoff``."""
+    told = retry_after(response) if response is not None else None
+    return told if told is not None else backoff(attempt)
 
 
 def backoff(attempt: int) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from . import _common as c
-from .errors import ConnectionFailed, ServerError, WaitDeadlineExceeded
+from .errors import ConnectionFailed, RateLimited, ServerError, WaitDeadlineExceeded
 from .models import CompleteResult, CreatedToken, Token, WaitResult
 
 _EARLY = 0.5
@@ -38,18 +38,20 @@ class AsyncWaitpoint:
         await self.aclose()
 
     async def _send(self, method: str, path: str, *, retry: bool, **kwargs) -> dict:
-        attempts = self.settings.max_retries + 1 if retry else 1
+        attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            response = None
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                if last:
+                # Only a call that may be repeated is sent again: the first may have landed.
+                if last or not retry:
                     raise ConnectionFailed(f"{method} {path}: {exc}") from exc
             else:
-                if not (c.retryable(response) and not last):
+                if last or not c.retryable(response, idempotent=retry):
                     return c.check(response)
-            await asyncio.sleep(c.backoff(attempt))
+            await asyncio.sleep(c.pause(response, attempt))
         raise ServerError(0, "unreachable")  # pragma: no cover
 
     async def create_token(self, **fields: Any) -> CreatedToken:
@@ -101,11 +103,11 @@ class AsyncWaitpoint:
                     retry=False,
                     timeout=httpx.Timeout(self.settings.timeout, read=window + 15),
                 )
-            except (ConnectionFailed, ServerError):
-                # A restart or a proxy hiccup must not end a long wait: back off and ask
-                # again for as long as the deadline (if any) allows.
+            except (ConnectionFailed, ServerError, RateLimited) as exc:
+                # A restart, a proxy hiccup or a rate limit must not end a long wait: back
+                # off (as told, if told) and ask again for as long as the deadline allows.
                 failures += 1
-                pause = c.backoff(min(failures, 6))
+                pause = getattr(exc, "retry_after", None) or c.backoff(min(failures, 6))
                 if ends is not None:
                     pause = min(pause, max(0.0, ends - time.monotonic()))
                 await asyncio.sleep(pause)

@@ -28,6 +28,14 @@ class ValidationError(APIError):
     """400, 413 or 422: the request was refused; the message names the field."""
 
 
+class RateLimited(APIError):
+    """429 after the retries were used up: too many requests; ``retry_after`` in seconds."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
+        super().__init__(status, message)
+        self.retry_after = retry_after
+
+
 class ServerError(APIError):
     """5xx after the retries for idempotent calls were used up."""
 
