@@ -29,6 +29,7 @@ bench: $(BIN)/waitpoint
 	cd bench && ../$(BIN)/python scale.py --sizes 10000,100000,1000000
 	cd bench && ../$(BIN)/python expiry.py sqlite postgresql
 	cd bench && ../$(BIN)/python wakeup.py
+	cd bench && ../$(BIN)/python ratelimit.py sqlite postgresql
 	cd bench && ../$(BIN)/python report.py
 
 lint: $(BIN)/waitpoint

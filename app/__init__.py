@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from . import config as config_module
 from .database import WriterTimeout, configure_engine
@@ -24,13 +24,38 @@ def create_app(test_config: dict | None = None, *, environ: dict | None = None) 
     )
     _load_config(app, test_config, environ)
     app.json.sort_keys = False  # keep the contract's field order on the wire
+    _check_urls(app)
     _init_extensions(app)
     _register_templating(app)
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_commands(app)
     _init_waiting(app)
+    _init_observability(app)
+    _init_rate_limits(app)
+    _wrap_wsgi(app)
     return app
+
+
+def _wrap_wsgi(app: Flask) -> None:
+    """Middleware around the app: strict request bodies, then the client behind proxies."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from .request_body import StrictRequestBody
+
+    app.wsgi_app = StrictRequestBody(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
+    proxies = app.config["WAITPOINT_TRUSTED_PROXIES"]
+    if proxies:
+        # The client's address, scheme, host and prefix as the nearest trusted proxies
+        # saw them (X-Forwarded-*); anything a client sends beyond them is ignored.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=proxies,
+            x_proto=proxies,
+            x_host=proxies,
+            x_port=proxies,
+            x_prefix=proxies,
+        )
 
 
 def _load_config(app: Flask, test_config: dict | None, environ: dict | None) -> None:
@@ -51,6 +76,12 @@ def _load_config(app: Flask, test_config: dict | None, environ: dict | None) -> 
     app.config["MAX_CONTENT_LENGTH"] = max(
         app.config["WAITPOINT_CREATE_MAX_BYTES"], app.config["WAITPOINT_COMPLETE_MAX_BYTES"]
     )
+
+
+def _check_urls(app: Flask) -> None:
+    from . import url_checks
+
+    url_checks.register(app)  # ids in range, no NUL: before any other request hook
 
 
 def _init_extensions(app: Flask) -> None:
@@ -102,7 +133,10 @@ def _register_error_handlers(app: Flask) -> None:
             return add_security_headers(
                 make_response(render_template("errors/not_found.html"), 404)
             )
-        return exc
+        response = _error_page(exc.code or 500, exc.name, exc.description or "")
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(WriterTimeout)
     def _database_busy(exc: WriterTimeout):
@@ -110,7 +144,7 @@ def _register_error_handlers(app: Flask) -> None:
         if wants_json(request):
             response = error_response(503, "database: busy, try again shortly")
         else:
-            response = make_response("The service is busy; try again shortly.", 503)
+            response = _error_page(503, "Busy", "The service is busy; try again shortly.")
         response.headers["Retry-After"] = "1"
         return response
 
@@ -119,7 +153,33 @@ def _register_error_handlers(app: Flask) -> None:
         if isinstance(exc, HTTPException):
             return _http_error(exc)
         response = log_unexpected(exc)
-        return response if wants_json(request) else InternalServerError(original_exception=exc)
+        if wants_json(request):
+            return response
+        return _error_page(
+            500,
+            "Something went wrong",
+            "The service could not handle this request. Nothing was recorded; please try again.",
+        )
+
+
+def _error_page(status: int, title: str, message: str):
+    from .web import add_security_headers
+
+    body = render_template("errors/error.html", title=title, message=message)
+    return add_security_headers(make_response(body, status))
+
+
+def _init_observability(app: Flask) -> None:
+    from . import metrics, requestlog
+
+    metrics.init_app(app)  # GET /metrics, unless WAITPOINT_METRICS=off
+    requestlog.init_app(app)  # request ids, request metrics, JSON lines
+
+
+def _init_rate_limits(app: Flask) -> None:
+    from . import ratelimit
+
+    ratelimit.init_app(app)  # per API key and per client address, unless WAITPOINT_RATE_LIMITS=off
 
 
 def _init_waiting(app: Flask) -> None:

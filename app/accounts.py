@@ -12,10 +12,19 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .database import write_transaction
 from .extensions import db
 from .models import LoginThrottle, Membership, Project, User
+from .ratelimit import address_key
 
+# Failed logins are counted in fixed windows per account from one address, per address,
+# and per account from every address. Past the first limit that address is locked out of
+# that account (the right password from anywhere else still works); past the second it
+# is locked out of every account; past the third the account is only slowed down, to one
+# attempt per SLOWED_PACE from anywhere, so that guesses spread over many addresses stay
+# slow while nobody can lock the owner out for long. `waitpoint users unlock` lifts them.
 THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_ACCOUNT = 10
+MAX_FAILURES_PER_ACCOUNT_AND_IP = 10
 MAX_FAILURES_PER_IP = 50
+MAX_FAILURES_PER_ACCOUNT = 50
+SLOWED_PACE = timedelta(seconds=10)
 MIN_PASSWORD = 10
 # Checked when the email is unknown, so that a wrong email takes as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("waitpoint-dummy-password")
@@ -99,13 +108,26 @@ class LoginResult:
     retry_after: timedelta | None = None  # set when throttled
 
 
+@dataclass(frozen=True)
+class _ThrottleKeys:
+    account_ip: str
+    ip: str
+    account: str
+    pace: str
+
+    @classmethod
+    def of(cls, email: str, ip: str) -> _ThrottleKeys:
+        return cls(f"account-ip:{email}|{ip}", f"ip:{ip}", f"account:{email}", f"pace:{email}")
+
+
 def log_in(email: str, password: str, ip: str, now: datetime) -> LoginResult:
-    """Check a password, counting failures per account and per IP in a fixed window."""
+    """Check a password, counting failures per account and address, per address and per
+    account (see ``THROTTLE_WINDOW``)."""
     try:
         email = normalise_email(email)
     except AccountError:
         email = email.strip().lower()[:320]
-    keys = (f"account:{email}", f"ip:{ip}")
+    keys = _ThrottleKeys.of(email, address_key(ip))
     wait = _throttled(keys, now)
     if wait is not None:
         return LoginResult(retry_after=wait)
@@ -113,24 +135,75 @@ def log_in(email: str, password: str, ip: str, now: datetime) -> LoginResult:
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if ok and user is not None:
         write_transaction()
-        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.account_ip))
         db.session.commit()
         return LoginResult(user=user)
-    _count_failure(keys, now)
+    _count_failure((keys.account_ip, keys.ip, keys.account), now)
     return LoginResult()
 
 
-def _throttled(keys: tuple[str, str], now: datetime) -> timedelta | None:
-    limits = dict(zip(keys, (MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP), strict=True))
-    rows = db.session.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys))).scalars()
+def _throttled(keys: _ThrottleKeys, now: datetime) -> timedelta | None:
+    limits = {
+        keys.account_ip: MAX_FAILURES_PER_ACCOUNT_AND_IP,
+        keys.ip: MAX_FAILURES_PER_IP,
+        keys.account: MAX_FAILURES_PER_ACCOUNT,
+    }
+    rows = db.session.execute(select(LoginThrottle).where(LoginThrottle.key.in_(limits))).scalars()
+    slowed = False
     for row in rows:
         ends = row.window_start + THROTTLE_WINDOW
         if ends > now and row.failures >= limits[row.key]:
-            return ends - now
+            if row.key != keys.account:
+                return ends - now  # locked: this address, for this account or for all
+            slowed = True
+    return _take_turn(keys.pace, now) if slowed else None
+
+
+def _take_turn(key: str, now: datetime) -> timedelta | None:
+    """A slowed-down account's next attempt, if SLOWED_PACE has passed since the last one
+    (from whichever address); else how long until it has."""
+    write_transaction()
+    taken = db.session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.key == key, LoginThrottle.window_start <= now - SLOWED_PACE)
+        .values(window_start=now, failures=1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken == 0:
+        last = db.session.execute(
+            select(LoginThrottle.window_start).where(LoginThrottle.key == key)
+        ).scalar_one_or_none()
+        if last is not None:
+            db.session.rollback()
+            return last + SLOWED_PACE - now
+        db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another attempt took this turn at the same moment
+        db.session.rollback()
+        return SLOWED_PACE
     return None
 
 
-def _count_failure(keys: tuple[str, str], now: datetime) -> None:
+def unlock(email: str, ip: str | None = None) -> int:
+    """Lift an account's login locks (from every address) and its slow-down, and with
+    ``ip`` that address's lock on every account. Returns how many throttles were cleared."""
+    email = normalise_email(email)
+    keys = _ThrottleKeys.of(email, "")
+    cleared = LoginThrottle.key.in_([keys.account, keys.pace]) | LoginThrottle.key.startswith(
+        keys.account_ip, autoescape=True
+    )
+    if ip:
+        cleared |= LoginThrottle.key == _ThrottleKeys.of(email, address_key(ip)).ip
+    write_transaction()
+    count = db.session.execute(
+        delete(LoginThrottle).where(cleared).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return count
+
+
+def _count_failure(keys: tuple[str, ...], now: datetime) -> None:
     write_transaction()
     for key in keys:
         counted = db.session.execute(

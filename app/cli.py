@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
-from . import accounts
+from . import accounts, metrics, requestlog
 from .config import ConfigError
 from .credentials import hash_api_key, new_api_key, visible_prefix
 from .database import write_transaction
@@ -28,6 +28,8 @@ _MIGRATION_LOCK = 7_310_226_001
 
 def migrate_database() -> None:
     """``alembic upgrade head``, one process at a time on PostgreSQL."""
+    if current_app.config["WAITPOINT_LOG_FORMAT"] == "json":
+        requestlog.json_migration_logging()
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
@@ -79,7 +81,12 @@ def serve_command(host: str, port: int) -> None:
         raise click.ClickException(f"configuration error: {exc}") from None
     migrate_database()
     db.engine.dispose()  # the workers open their own connections
-    click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
+    if current_app.config["WAITPOINT_METRICS"]:
+        metrics.use_multiprocess_dir()  # before the workers fork: their metrics add up there
+    if current_app.config["WAITPOINT_LOG_FORMAT"] == "json":
+        current_app.logger.info("Waitpoint listening on http://%s:%d", host, port)
+    else:
+        click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
     WaitpointServer(options).run()
 
 
@@ -227,6 +234,17 @@ def users_add_project(email: str, project: str) -> None:
     """Give a user access to one more project (created if new)."""
     accounts.add_project(_user(email), _project_name(project), utcnow())
     click.echo(f"{email} can now see {project}")
+
+
+@users_group.command("unlock")
+@click.option("--email", required=True)
+@click.option("--ip", help="Also lift this client address's lock on every account.")
+@with_appcontext
+def users_unlock(email: str, ip: str | None) -> None:
+    """Lift a user's login locks after failed logins (from every address) and the slow-down."""
+    user = _user(email)
+    cleared = accounts.unlock(user.email, ip)
+    click.echo(f"unlocked {user.email} ({cleared} login throttle(s) cleared)")
 
 
 def register(app: Flask) -> None:

@@ -13,6 +13,9 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import RateLimitItem
+from limits.util import parse_many
+
 
 class ConfigError(RuntimeError):
     """A configuration value is missing or malformed; the message names it."""
@@ -60,6 +63,59 @@ def env_float(environ: dict, name: str, default: float, *, minimum: float = 0.0)
     return value
 
 
+def env_choice(environ: dict, name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {raw!r})")
+    return value
+
+
+def env_secret(environ: dict, name: str, *, min_length: int = 16) -> str | None:
+    """An optional shared secret (a bearer token): long enough, printable, no spaces."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip()
+    if len(value) < min_length:
+        raise ConfigError(f"{name} must be at least {min_length} characters long")
+    if not all("!" <= c <= "~" for c in value):
+        raise ConfigError(f"{name} must be printable ASCII without spaces")
+    return value
+
+
+def parse_rate_limit(name: str, value) -> tuple[RateLimitItem, ...]:
+    """``600/minute`` or ``10/second;600/minute`` (the notation of ``limits``)."""
+    try:
+        items = tuple(parse_many(value))
+    except (ValueError, TypeError):
+        items = ()
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigError(
+            f"{name} must be a rate limit such as 600/minute or 10/second;600/minute "
+            f"(got {value!r}; WAITPOINT_RATE_LIMITS=off turns the limits off)"
+        )
+    return items
+
+
+def env_rate_limit(environ: dict, name: str, default: str) -> str:
+    raw = environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    parse_rate_limit(name, value)
+    return value
+
+
+# Generous: normal use never meets them (README: Rate limits).
+RATE_LIMIT_DEFAULTS = {
+    "WAITPOINT_RATE_LIMIT_API_KEY": "3000/minute",  # requests per API key
+    "WAITPOINT_RATE_LIMIT_API_KEY_FAILURES": "60/minute",  # 401s per client address
+    "WAITPOINT_RATE_LIMIT_CALLBACK": "3000/minute",  # callback URL requests per address
+    "WAITPOINT_RATE_LIMIT_CALLBACK_FAILURES": "60/minute",  # invalid callback URLs per address
+}
+
+
 def env_public_url(environ: dict, name: str) -> str | None:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -104,6 +160,16 @@ def max_waiters(environ) -> int:
     """Long polls one process holds: by default the threads less a reserve (640 -> 600)."""
     default = max(1, threads_per_worker(environ) - RESERVED_THREADS - _SPARE_THREADS)
     return env_int(environ, "WAITPOINT_MAX_WAITERS", default, minimum=1)
+
+
+def log_format(environ) -> str:
+    """``text`` (the default) or ``json``: one JSON line per request and per log record."""
+    return env_choice(environ, "WAITPOINT_LOG_FORMAT", "text", ("text", "json"))
+
+
+def client_timeout(environ) -> float:
+    """Seconds a client has to send a request's headers and body (``waitpoint serve``)."""
+    return env_float(environ, "WAITPOINT_CLIENT_TIMEOUT", 30.0, minimum=0.5)
 
 
 def _development_secret(instance_path: Path) -> str:
@@ -158,12 +224,27 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
         "WAITPOINT_COMPLETE_MAX_BYTES": env_int(
             environ, "WAITPOINT_COMPLETE_MAX_BYTES", 1024 * 1024, minimum=1024
         ),
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+        "WAITPOINT_TRUSTED_PROXIES": env_int(environ, "WAITPOINT_TRUSTED_PROXIES", 0),
         # Long-poll waiters one process holds at once; beyond it, waits answer at once.
         "WAITPOINT_MAX_WAITERS": max_waiters(environ),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
+            # A database error's message must not carry its statement's values into the
+            # logs (outputs, key hashes).
+            "hide_parameters": True,
             "pool_size": env_int(environ, "WAITPOINT_DB_POOL_SIZE", 10, minimum=1),
             "max_overflow": env_int(environ, "WAITPOINT_DB_POOL_OVERFLOW", 20, minimum=0),
         },
         "SESSION_COOKIE_SECURE": bool(public_url and public_url.startswith("https://")),
+        # Observability: GET /metrics (optionally behind a bearer token), and the log format.
+        "WAITPOINT_METRICS": env_bool(environ, "WAITPOINT_METRICS", True),
+        "WAITPOINT_METRICS_TOKEN": env_secret(environ, "WAITPOINT_METRICS_TOKEN"),
+        "WAITPOINT_LOG_FORMAT": log_format(environ),
+        # Rate limits: on by default, each configurable (README: Rate limits).
+        "WAITPOINT_RATE_LIMITS": env_bool(environ, "WAITPOINT_RATE_LIMITS", True),
+        **{
+            name: env_rate_limit(environ, name, default)
+            for name, default in RATE_LIMIT_DEFAULTS.items()
+        },
     }

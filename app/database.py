@@ -12,10 +12,12 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from . import metrics
 from .extensions import db
 
 SQLITE_BUSY_TIMEOUT = 10.0  # seconds a SQLite writer waits for its turn (default)
@@ -43,7 +45,11 @@ def configure_engine(engine: Engine, busy_timeout: float = SQLITE_BUSY_TIMEOUT) 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection):
         if connection.get_execution_options().get(_WRITE, False):
-            writers.acquire()
+            queued = time.perf_counter()
+            try:
+                writers.acquire()
+            finally:
+                metrics.writer_waited(time.perf_counter() - queued)
             connection.info[_WRITE] = True
             try:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from flask import current_app
 from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from . import metrics
 from .credentials import new_public_id
 from .database import write_transaction
 from .extensions import db
@@ -103,6 +105,7 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Row, bo
         except IntegrityError:
             db.session.rollback()
             continue  # another request took the key first: read its token
+        metrics.token_created(project_id)
         return token, False
     raise RuntimeError("idempotency key kept changing hands; giving up after 3 attempts")
 
@@ -283,8 +286,9 @@ def _finish(
         statement, params = _FINISH, {"token_pk": token_pk, "now": clock}
     else:
         statement, params = _FINISH_ON_DB_CLOCK, {"token_pk": token_pk}
-    finished_at = db.session.execute(statement.values(**stamped), params).scalar_one_or_none()
-    if finished_at is not None:
+    finished = db.session.execute(statement.values(**stamped), params).one_or_none()
+    finished_at = finished.finished_at if finished is not None else None
+    if finished is not None:
         if move_deadline:
             tag_values["timeout_at"] = finished_at
         _copy_to_tags([token_pk], tag_values)
@@ -302,12 +306,18 @@ def _finish(
                 "created_at": finished_at,
             },
         )
-        decided = [token_pk]
+        decided = [(token_pk, finished.project_id)]
     else:
         decided = _time_out_overdue([token_pk], clock)
     db.session.commit()
     _announce(decided)
-    return finished_at is not None
+    if finished is None:
+        _count_timeouts(decided, by="request")
+    elif move_deadline:
+        _count_timeouts(decided, by="operator")
+    else:
+        metrics.token_completed(finished.project_id, record.source)
+    return finished is not None
 
 
 def _finish_statement(deadline_not_past):
@@ -318,7 +328,7 @@ def _finish_statement(deadline_not_past):
             TOKENS.c.status == WAITING,
             or_(TOKENS.c.timeout_at.is_(None), deadline_not_past),
         )
-        .returning(TOKENS.c.finished_at)
+        .returning(TOKENS.c.finished_at, TOKENS.c.project_id)
     )
 
 
@@ -345,6 +355,7 @@ def settle_overdue(tokens: list, now: datetime) -> list:
     decided = _time_out_overdue(due, _clock(None))
     db.session.commit()
     _announce(decided)
+    _count_timeouts(decided, by="request")
     fresh = {row.pk: row for row in db.session.execute(_TOKENS_BY_PKS, {"pks": due})}
     return [fresh.get(token.pk, token) if isinstance(token, Row) else token for token in tokens]
 
@@ -357,27 +368,29 @@ def settled(token, now: datetime):
     return settle_overdue([token], now)[0]
 
 
-def _time_out_overdue(token_pks, clock) -> list[int]:
+def _time_out_overdue(token_pks, clock) -> list[Row]:
     """Time out those of ``token_pks`` (a list or a subquery) still waiting past their
-    deadline at ``clock``; returns their pks."""
-    expired = (
-        db.session.execute(
-            update(TOKENS)
-            .where(
-                TOKENS.c.pk.in_(token_pks),
-                TOKENS.c.status == WAITING,
-                TOKENS.c.timeout_at <= clock,
-            )
-            .values(status=TIMED_OUT, finished_at=clock)
-            .returning(TOKENS.c.pk)
+    deadline at ``clock``; returns their ``(pk, project_id)``."""
+    expired = db.session.execute(
+        update(TOKENS)
+        .where(
+            TOKENS.c.pk.in_(token_pks),
+            TOKENS.c.status == WAITING,
+            TOKENS.c.timeout_at <= clock,
         )
-        .scalars()
-        .all()
-    )
+        .values(status=TIMED_OUT, finished_at=clock)
+        .returning(TOKENS.c.pk, TOKENS.c.project_id)
+    ).all()
     if expired:
-        _copy_to_tags(expired, {"status": TIMED_OUT})
-        _notify_other_processes(expired)
+        pks = [pk for pk, _ in expired]
+        _copy_to_tags(pks, {"status": TIMED_OUT})
+        _notify_other_processes(pks)
     return expired
+
+
+def _count_timeouts(expired: list, by: str) -> None:
+    if expired:
+        metrics.tokens_timed_out(Counter(project_id for _, project_id in expired), by=by)
 
 
 def decide_token(
@@ -427,6 +440,7 @@ def expire_due(now: datetime | None = None, batch_size: int = 1000) -> int:
         expired = _time_out_overdue(due.scalar_subquery(), clock)
         db.session.commit()
         _announce(expired)
+        _count_timeouts(expired, by="sweep")
         total += len(expired)
         if len(expired) < batch_size:
             return total
@@ -449,9 +463,11 @@ def _notify_other_processes(token_pks: list[int]) -> None:
         )
 
 
-def _announce(token_pks: list[int]) -> None:
-    if token_pks:
-        token_decided.send(current_app._get_current_object(), token_pks=token_pks)
+def _announce(decided: list) -> None:
+    """Wake this process's waiters on the decided tokens (``(pk, project_id)`` pairs)."""
+    if decided:
+        pks = [pk for pk, _ in decided]
+        token_decided.send(current_app._get_current_object(), token_pks=pks)
 
 
 def _copy_to_tags(token_pks: list[int], values: dict) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -91,13 +92,28 @@ class Membership(db.Model):
 
 
 class LoginThrottle(db.Model):
-    """Failed logins per IP and per account, in a fixed window (shared by all processes)."""
+    """Failed logins per account and address, per address and per account, in fixed
+    windows (shared by all processes); see ``accounts.log_in``."""
 
     __tablename__ = "login_throttle"
 
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RateLimitCounter(db.Model):
+    """A fixed-window request counter of the rate limits (``ratelimit_storage``).
+
+    UNLOGGED on PostgreSQL (migration 0005). On SQLite the counters live in a file of
+    their own beside the database, with the same table, and this one stays empty.
+    """
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Double)  # seconds since the epoch
 
 
 class ApiKey(db.Model):

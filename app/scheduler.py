@@ -13,6 +13,7 @@ import logging
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from . import metrics
 from .extensions import db
 from .lifecycle import expire_due
 from .timeutil import utcnow
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def sweep_once(app: Flask) -> int:
     """One sweep inside an app context (scheduler threads have none of their own)."""
-    with app.app_context():
+    with app.app_context(), metrics.sweep_timer():
         try:
             count = expire_due(batch_size=app.config["WAITPOINT_SWEEP_BATCH"])
         finally:

@@ -13,14 +13,19 @@ import os
 
 from gunicorn.app.base import BaseApplication
 
+from . import metrics, requestlog
 from .config import (
     RESERVED_THREADS,
     ConfigError,
+    client_timeout,
     env_bool,
     env_int,
+    log_format,
     max_waiters,
     threads_per_worker,
 )
+
+MAX_REQUEST_LINE = 8190
 
 
 class WaitpointServer(BaseApplication):
@@ -48,6 +53,12 @@ def _log_through_gunicorn(app) -> None:
     app.logger.handlers = logging.getLogger("gunicorn.error").handlers
     app.logger.setLevel(logging.INFO)
     app.logger.propagate = False
+    if app.config["WAITPOINT_LOG_FORMAT"] == "json":
+        requestlog.json_everywhere()
+
+
+def _child_exit(_server, worker) -> None:
+    metrics.worker_exited(worker.pid)
 
 
 def server_options(host: str, port: int, environ: dict | None = None) -> dict:
@@ -59,15 +70,19 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
             f"WAITPOINT_THREADS ({threads}) must be at least WAITPOINT_MAX_WAITERS ({waiters}) "
             f"+ {RESERVED_THREADS}, so that long polls cannot take every thread"
         )
+    client_timeout(environ)  # a malformed value stops the start, not each worker
     return {
         "bind": f"{host}:{port}",
-        "worker_class": "gthread",
+        # gthread, with JSON errors and a time limit for reading requests (http_worker).
+        "worker_class": "app.http_worker.WaitpointWorker",
         "workers": env_int(environ, "WAITPOINT_WORKERS", 2, minimum=1),
         "threads": threads,
         "worker_connections": 2000,
         "timeout": 60,
         "graceful_timeout": 20,
         "keepalive": 5,
+        # The longest request line gunicorn allows: room for ten long tags in a list URL.
+        "limit_request_line": MAX_REQUEST_LINE,
         "accesslog": "-" if env_bool(environ, "WAITPOINT_ACCESS_LOG", False) else None,
         "errorlog": "-",
         "loglevel": "info",
@@ -75,4 +90,11 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
         # gunicorn's control socket has one fixed path per user; several servers
         # on one host (or a test suite) would fight over it, and nothing here uses it.
         "control_socket_disable": True,
+        "child_exit": _child_exit,
+        # JSON lines on the error log (where the app logs too), from the master as well.
+        "logger_class": (
+            requestlog.GunicornJsonLogger
+            if log_format(environ) == "json"
+            else "gunicorn.glogging.Logger"
+        ),
     }

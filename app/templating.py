@@ -13,9 +13,14 @@ from .timeutil import as_utc, isoformat, utcnow
 
 def when(value: datetime) -> Markup:
     """A ``<time>`` element: exact UTC in the text, ISO in ``datetime`` (localised by JS)."""
-    value = as_utc(value)
-    text = value.strftime("%-d %b %Y, %H:%M UTC")
-    return Markup('<time datetime="{}" data-local>{}</time>').format(isoformat(value), text)
+    return Markup('<time datetime="{}" data-local>{}</time>').format(
+        isoformat(value), when_text(value)
+    )
+
+
+def when_text(value: datetime) -> str:
+    """``29 Nov 2026, 14:30 UTC``: a time as pages show it, in plain text."""
+    return as_utc(value).strftime("%-d %b %Y, %H:%M UTC")
 
 
 def remaining(deadline: datetime, now: datetime | None = None) -> str:

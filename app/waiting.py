@@ -25,6 +25,7 @@ from flask import Flask
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
+from . import metrics
 from .extensions import db
 from .lifecycle import NOTIFY_CHANNEL, token_decided
 from .models import WAITING, Token
@@ -85,13 +86,16 @@ class WaitHub:
         self._ensure_listener()
         with self._lock:
             if self._active >= self.capacity:
+                metrics.wait_refused()
                 return None
             self._active += 1
             event = threading.Event()
             self._events.setdefault(token_pk, set()).add(event)
-            return event
+        metrics.waiter_entered()
+        return event
 
     def _leave(self, token_pk: int, event: threading.Event) -> None:
+        metrics.waiter_left()
         with self._lock:
             self._active -= 1
             events = self._events[token_pk]

@@ -17,6 +17,14 @@ import tests.support as support  # noqa: E402
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RESULTS = ROOT / "bench" / "results"
+# Rate limits on, but far above what a benchmark sends from one key and one address: every
+# request is counted and none is refused (bench/ratelimit.py measures what counting costs).
+HIGH_LIMITS = {
+    "WAITPOINT_RATE_LIMIT_API_KEY": "100000000/minute",
+    "WAITPOINT_RATE_LIMIT_API_KEY_FAILURES": "100000000/minute",
+    "WAITPOINT_RATE_LIMIT_CALLBACK": "100000000/minute",
+    "WAITPOINT_RATE_LIMIT_CALLBACK_FAILURES": "100000000/minute",
+}
 
 
 def use_database(kind: str) -> None:
@@ -29,7 +37,7 @@ def migrated_app(url: str):
 
     from tests.conftest import make_app
 
-    app = make_app(url, WTF_CSRF_ENABLED=False)
+    app = make_app(url, WTF_CSRF_ENABLED=False, **HIGH_LIMITS)
     with app.app_context():
         upgrade()
     return app
@@ -253,7 +261,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def start_server(url: str, tmp: Path, **env: str) -> support.ServerProcess:
-    return support.ServerProcess(url, tmp, **env).start()
+    return support.ServerProcess(url, tmp, **{**HIGH_LIMITS, **env}).start()
 
 
 def wrk(

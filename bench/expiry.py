@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from common import RssSampler, bulk_load, fresh_app, support, write_results
+from common import HIGH_LIMITS, RssSampler, bulk_load, fresh_app, support, write_results
 from sqlalchemy import create_engine, text
 
 DUE = 100_000
@@ -67,7 +67,7 @@ def run(kind: str) -> dict:
         )
         app.extensions["waitpoint_waits"].close()
         batch = os.environ.get("WAITPOINT_SWEEP_BATCH", "1000")
-        server = support.ServerProcess(url, tmp, WAITPOINT_SWEEP_BATCH=batch).start()
+        server = support.ServerProcess(url, tmp, WAITPOINT_SWEEP_BATCH=batch, **HIGH_LIMITS).start()
         with RssSampler(server.proc.pid) as rss:
             time.sleep(max(0.0, (due_at - utcnow()).total_seconds()))
             started = time.monotonic()

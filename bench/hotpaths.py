@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 from common import (
+    HIGH_LIMITS,
     ROOT,
     RssSampler,
     bulk_load,
@@ -98,7 +99,7 @@ def measure(kind: str, floor: subprocess.Popen, floor_url: str, tmp: Path) -> li
                 f"GET {TOKENS}?filter[status]=WAITING&filter[tags]=customer:42&page[size]=25"
             ],
         }
-        server = support.ServerProcess(url, tmp).start()
+        server = support.ServerProcess(url, tmp, **HIGH_LIMITS).start()
         rows = []
         try:
             with RssSampler(server.proc.pid) as rss:

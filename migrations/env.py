@@ -12,7 +12,9 @@ config = context.config
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
 # Keep the loggers of a running server (alembic.ini would otherwise disable them).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# With WAITPOINT_LOG_FORMAT=json the app has set up JSON lines already (cli.migrate_database).
+if current_app.config.get("WAITPOINT_LOG_FORMAT") != "json":
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

@@ -141,14 +141,10 @@ def other_api(client, other_key):
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
     """A real ``waitpoint serve`` process (2 gunicorn workers, schedulers on)."""
-    from .support import ServerProcess
+    from .support import server_on_new_database
 
-    tmp = tmp_path_factory.mktemp("live")
-    url = create_database(tmp)
-    server = ServerProcess(url, tmp).start()
-    yield server
-    server.stop()
-    drop_database(url)
+    with server_on_new_database(tmp_path_factory.mktemp("live")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

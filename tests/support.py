@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,18 @@ def server_env(database_url: str, **extra: str) -> dict:
     )
     env.update(extra)
     return env
+
+
+@contextmanager
+def server_on_new_database(tmp_dir: Path, **env: str):
+    """A started ``waitpoint serve`` on a database of its own, stopped and dropped after."""
+    url = create_database(tmp_dir)
+    server = ServerProcess(url, tmp_dir, **env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        drop_database(url)
 
 
 class ServerProcess:

@@ -128,6 +128,21 @@ def test_it_rejects_bad_tags_with_400(api, tags):
     assert error_of(api.post(TOKENS, json={"tags": tags}), 400).startswith("tags")
 
 
+@pytest.mark.parametrize(
+    ("tags", "reason"),
+    [
+        (["a,b"], "a tag must not contain commas"),
+        ("a,b", "a tag must not contain commas"),
+        ([" padded"], "a tag must not start or end with whitespace"),
+        (["padded\t"], "a tag must not start or end with whitespace"),
+    ],
+)
+def test_it_refuses_tags_that_a_list_filter_could_not_match(api, tags, reason):
+    assert error_of(api.post(TOKENS, json={"tags": tags}), 400) == f"tags: {reason}" + (
+        " (filter[tags] separates tags with them)" if "commas" in reason else ""
+    )
+
+
 def test_it_accepts_a_128_character_tag(api):
     assert api.retrieve(api.create(tags=["x" * 128])["id"])["tags"] == ["x" * 128]
 

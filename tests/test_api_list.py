@@ -169,6 +169,7 @@ def test_created_at_filters(app, api):
         ("filter[createdAt][from]", "last week"),
         ("filter[createdAt][to]", "2026-11-28T10:00:00"),
         ("filter[tags]", "a,,b"),
+        ("filter[tags]", "a, b"),
         ("filter[colour]", "red"),
     ],
 )

@@ -2,12 +2,16 @@
 
 import json
 import re
+import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from app import lifecycle
 from app.extensions import db
 from app.models import Completion
+from app.timeutil import isoformat, utcnow
 
 from .conftest import TOKENS, Api
 from .test_api_create import error_of
@@ -125,6 +129,55 @@ def test_a_second_decision_is_told_it_was_already_decided(api, client):
     assert "Your response was not recorded" in page
     assert "Approved by First" in page
     assert json.loads(api.retrieve(token["id"])["output"])["approved"] is True
+
+
+def test_a_click_after_the_deadline_says_the_request_expired(api, client):
+    token = api.create(timeout=isoformat(utcnow() + timedelta(milliseconds=50)))
+    time.sleep(0.1)  # the page was open; the sweep has not run (no scheduler here)
+    response = client.post(decide_path(token), data={"approve": "Approve"}, follow_redirects=True)
+    page = " ".join(response.get_data(as_text=True).split())
+    assert "Your response was not recorded: this request expired at" in page
+    assert "already been decided" not in page
+    assert api.retrieve(token["id"])["status"] == "TIMED_OUT"
+
+
+def test_a_rejection_is_not_announced_like_an_approval(api, client):
+    approved, rejected = api.create(), api.create()
+    pages = {}
+    for token, choice in ((approved, "approve"), (rejected, "reject")):
+        response = client.post(decide_path(token), data={choice: "x"}, follow_redirects=True)
+        pages[choice] = response.get_data(as_text=True)
+    assert 'class="notice notice-success"' in pages["approve"]
+    assert 'class="notice notice-success"' not in pages["reject"]
+    assert 'class="notice notice-info"' in pages["reject"]
+    assert "you rejected this request" in pages["reject"]
+
+
+@pytest.mark.parametrize(
+    ("how", "heading"),
+    [("complete", "This request has been decided"), ("time-out", "This request has expired")],
+)
+def test_an_untitled_closed_request_does_not_ask_for_approval(app, api, client, how, heading):
+    token = api.create(timeout="1h")
+    if how == "complete":
+        api.post(f"{TOKENS}/{token['id']}/complete", json={"data": 1})
+    else:
+        with app.app_context():
+            row = lifecycle.find_token(token["id"])
+            lifecycle.time_out_now(row.pk, lifecycle.CompletionRecord(source="dashboard"))
+    page = client.get(path_of(token)).get_data(as_text=True)
+    assert f'<h1 id="card-title">{heading}</h1>' in page
+    assert "Your approval is requested" not in page
+
+
+def test_an_unexpected_error_on_the_approval_page_is_an_html_page(app_factory, api, tmp_path):
+    token = api.create()
+    broken = app_factory(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    response = broken.test_client().get(path_of(token))
+    assert response.status_code == 500
+    assert response.mimetype == "text/html"
+    assert "Something went wrong" in response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
 
 
 def test_htmx_decisions_return_the_card_fragment(api, client):

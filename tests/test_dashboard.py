@@ -131,10 +131,10 @@ def test_a_wrong_password_is_refused(client, users):
     assert log_in(client, email="nobody@example.com").status_code == 401
 
 
-def test_failed_logins_are_rate_limited_per_account(client, users):
-    for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT):
+def test_failed_logins_are_rate_limited_per_account_and_address(client, users):
+    for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT_AND_IP):
         assert log_in(client, password="wrong password!").status_code == 401
-    throttled = log_in(client)  # even the right password waits now
+    throttled = log_in(client)  # even the right password waits now, from this address
     assert throttled.status_code == 429
     assert "Too many failed logins" in throttled.get_data(as_text=True)
     assert int(throttled.headers["Retry-After"]) > 0
@@ -386,17 +386,33 @@ def test_odd_filter_values_are_reported_not_500(alice, api):
     for params in (
         {"created": "custom", "to": "9999-12-31"},
         {"created": "custom", "from": "0001-01-01"},
-        {"tag": "nul\u0000"},
-        {"q": "\u0000"},
         {"tag": [f"t{i}" for i in range(12)]},
         {"after": "dMKy"},
     ):
         response = alice.get("/dashboard/p/1/tokens", query_string=params)
         assert response.status_code == 200, params
-    html = alice.get("/dashboard/p/1/tokens", query_string={"tag": "nul\u0000"}).get_data(
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/dashboard/p/1/tokens", {"tag": "nul\u0000"}),
+        ("/dashboard/p/1/tokens", {"q": "\u0000"}),
+        ("/dashboard/p/1/tags", {"tag": "\u0000"}),
+    ],
+)
+def test_a_nul_in_a_query_parameter_is_400_naming_it(alice, path, params):
+    response = alice.get(path, query_string=params)
+    assert response.status_code == 400
+    assert f"{next(iter(params))}: must not contain NUL characters" in response.get_data(
         as_text=True
     )
-    assert "must not contain NUL characters" in html
+
+
+@pytest.mark.parametrize("project_id", ["0", "2147483648", "99999999999999999999", "-1"])
+@pytest.mark.parametrize("page", ["tokens", "tags", "tokens/waitpoint_abc"])
+def test_a_project_id_out_of_range_is_404(alice, project_id, page):
+    assert alice.get(f"/dashboard/p/{project_id}/{page}").status_code == 404
     assert alice.get("/dashboard/p/1/tokens/waitpoint_%00").status_code == 404
 
 

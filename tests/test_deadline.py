@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -21,7 +22,7 @@ from app.extensions import db
 from app.models import Token
 from app.timeutil import isoformat, utcnow
 
-from .support import on_postgresql
+from .support import on_postgresql, server_on_new_database
 
 TOKENS = "/api/v1/waitpoints/tokens"
 
@@ -43,14 +44,24 @@ def hold_the_write_path(app, token_pk: int, held: threading.Event, release: thre
         db.session.remove()
 
 
-def test_a_completion_that_gets_its_turn_after_the_deadline_loses(app, api):
-    token = api.create(timeout=isoformat(utcnow() + timedelta(milliseconds=400)))
+@contextmanager
+def write_path_held(app, token_id: str):
+    """Inside, the token cannot be written (``hold_the_write_path``); released on leaving."""
     with app.app_context():
-        pk = lifecycle.find_token(token["id"]).pk
+        pk = lifecycle.find_token(token_id).pk
     held, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=hold_the_write_path, args=(app, pk, held, release))
     holder.start()
     assert held.wait(5)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_a_completion_that_gets_its_turn_after_the_deadline_loses(app, api):
+    token = api.create(timeout=isoformat(utcnow() + timedelta(milliseconds=400)))
     answers = {}
 
     def callback():  # sent well before the deadline
@@ -59,14 +70,13 @@ def test_a_completion_that_gets_its_turn_after_the_deadline_loses(app, api):
     def reader():  # asks after the deadline, while the completion still waits
         answers["reader"] = api.retrieve(token["id"])["status"]
 
-    sender = threading.Thread(target=callback)
-    sender.start()
-    time.sleep(0.5)
-    reading = threading.Thread(target=reader)
-    reading.start()
-    time.sleep(0.2)
-    release.set()
-    for thread in (holder, sender, reading):
+    sender, reading = threading.Thread(target=callback), threading.Thread(target=reader)
+    with write_path_held(app, token["id"]):
+        sender.start()
+        time.sleep(0.5)
+        reading.start()
+        time.sleep(0.2)
+    for thread in (sender, reading):
         thread.join(10)
 
     body = answers["callback"].get_json()
@@ -77,34 +87,36 @@ def test_a_completion_that_gets_its_turn_after_the_deadline_loses(app, api):
 
 def test_the_completion_time_is_the_time_of_the_write(app, api):
     token = api.create(timeout="1h")
-    with app.app_context():
-        pk = lifecycle.find_token(token["id"]).pk
-    held, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=hold_the_write_path, args=(app, pk, held, release))
-    holder.start()
-    assert held.wait(5)
-    sent_at = utcnow()
     sender = threading.Thread(target=lambda: app.test_client().post(token["url"], json={}))
-    sender.start()
-    time.sleep(0.3)
-    release.set()
-    holder.join(10)
+    with write_path_held(app, token["id"]):
+        sent_at = utcnow()
+        sender.start()
+        time.sleep(0.3)
     sender.join(10)
     completed_at = datetime.fromisoformat(api.retrieve(token["id"])["completedAt"])
     assert completed_at >= sent_at + timedelta(milliseconds=250)  # not when it was sent
     assert completed_at.tzinfo == UTC
 
 
+@pytest.fixture(scope="module")
+def busy_server(tmp_path_factory):
+    """A server for load: its own database, and no rate limits (they are not the subject)."""
+    with server_on_new_database(
+        tmp_path_factory.mktemp("deadline"), WAITPOINT_RATE_LIMITS="off"
+    ) as server:
+        yield server
+
+
 @pytest.mark.slow
-def test_under_load_nobody_told_timed_out_ever_sees_the_token_completed(live_server, live_key):
+def test_under_load_nobody_told_timed_out_ever_sees_the_token_completed(busy_server):
     """The outside run's reproduction: 30 tokens share a deadline; completions arrive in
     its last few hundred milliseconds (and just after) while the server is busy writing
     (other clients create tokens, and the sweep times out a crowd of tokens that fell due
     just before), and readers ask all along."""
-    headers = {"Authorization": f"Bearer {live_key}"}
+    headers = {"Authorization": f"Bearer {busy_server.new_key('busy')}"}
 
     def client():
-        return httpx.Client(base_url=live_server.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=busy_server.url, headers=headers, timeout=30)
 
     deadline = utcnow() + timedelta(seconds=12)
     with client() as http, ThreadPoolExecutor(8) as pool:
@@ -133,7 +145,7 @@ def test_under_load_nobody_told_timed_out_ever_sees_the_token_completed(live_ser
     def complete(token):
         at = deadline - timedelta(milliseconds=random.Random(token["id"]).uniform(-100, 200))
         with httpx.Client(timeout=30) as c:
-            c.get(f"{live_server.url}/healthz")  # connected before the moment comes
+            c.get(f"{busy_server.url}/healthz")  # connected before the moment comes
             time.sleep(max(0.0, (at - utcnow()).total_seconds()))
             body = c.post(token["url"], json={"approved": True}).json()
         if body["applied"]:

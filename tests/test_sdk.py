@@ -20,7 +20,13 @@ from waitpoint import (
     WaitpointTimeoutError,
 )
 
-from .support import ServerProcess, create_database, drop_database, free_port
+from .support import (
+    ServerProcess,
+    create_database,
+    drop_database,
+    free_port,
+    server_on_new_database,
+)
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +263,35 @@ def test_for_token_rides_out_a_server_restart(tmp_path):
     finally:
         server.stop()
         drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory):
+    """A server whose per-key limit is tiny, so that the SDK meets it."""
+    tmp = tmp_path_factory.mktemp("strict")
+    with server_on_new_database(tmp, WAITPOINT_RATE_LIMIT_API_KEY="4 per 2 seconds") as server:
+        yield server
+
+
+def test_the_sdk_waits_as_told_by_a_rate_limit_and_goes_on(strict_server):
+    key = strict_server.new_key("strict")
+    with Waitpoint(strict_server.url, key, max_retries=3) as client:
+        started = time.monotonic()
+        tokens = [client.create_token() for _ in range(6)]  # creates too: nothing was done
+        assert len({t.id for t in tokens}) == 6
+        assert time.monotonic() - started >= 0.5  # it did wait for the window to pass
+        thread, _ = complete_later(tokens[0].url, {"ok": True}, delay=0.2)
+        assert client.for_token(tokens[0]).output == {"ok": True}
+        thread.join()
+
+
+def test_a_rate_limit_past_the_retries_is_its_own_error(strict_server):
+    key = strict_server.new_key("strict-2")
+    with (
+        Waitpoint(strict_server.url, key, max_retries=0) as client,
+        pytest.raises(waitpoint.RateLimited) as caught,
+    ):
+        for _ in range(6):
+            client.create_token()
+    assert caught.value.status == 429 and 0 < caught.value.retry_after <= 2
+    assert caught.value.message.startswith("API key: too many requests")

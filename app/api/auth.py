@@ -7,6 +7,7 @@ from functools import wraps
 from flask import g, request
 from sqlalchemy import bindparam, select
 
+from .. import ratelimit
 from ..credentials import hash_api_key, same_digest
 from ..extensions import db
 from ..models import ApiKey
@@ -20,7 +21,10 @@ _LIVE_KEY = select(_KEYS.c.project_id, _KEYS.c.key_hash).where(
 
 
 def authenticate(header: str | None) -> int:
-    """The project id of a valid, unrevoked key, or an ``ApiError(401)``."""
+    """The project id of a valid, unrevoked key, or an ``ApiError(401)``.
+
+    A valid key's request counts against its rate limit (``RateLimited`` past it).
+    """
     if not header:
         raise ApiError(401, "Authorization: header is missing (use 'Bearer <API key>')")
     scheme, _, key = header.partition(" ")
@@ -30,6 +34,7 @@ def authenticate(header: str | None) -> int:
     row = db.session.execute(_LIVE_KEY, {"digest": digest}).one_or_none()
     if row is None or not same_digest(row.key_hash, digest):
         raise ApiError(401, "Authorization: the API key is not valid or has been revoked")
+    ratelimit.count_api_key(digest)
     return row.project_id
 
 

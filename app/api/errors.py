@@ -22,8 +22,16 @@ def error_response(status: int, message: str):
     return response
 
 
+# Blueprints whose every answer is JSON; the approval pages answer HTML, though their
+# GET shares the callback URL's path under /api/.
+JSON_BLUEPRINTS = {"api", "health", "metrics"}
+
+
 def wants_json(req: Request) -> bool:
-    return req.path.startswith("/api/") or req.path == "/healthz"
+    if req.blueprint is not None:
+        return req.blueprint in JSON_BLUEPRINTS
+    # No route matched (404, 405): the path tells.
+    return req.path.startswith("/api/") or req.path in ("/healthz", "/metrics")
 
 
 def http_error_as_json(exc: HTTPException):
@@ -92,5 +100,7 @@ def read_json_object(max_bytes: int) -> dict:
 
 
 def log_unexpected(exc: Exception):
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    # The route, not the path: a callback URL's path holds its secret signature.
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    current_app.logger.exception("unhandled error on %s %s", request.method, route)
     return error_response(500, "internal server error")

@@ -38,7 +38,12 @@ def _errors(*codes: int) -> dict:
         401: "Missing, malformed or revoked API key.",
         404: "No such token in this project (or a wrong callback signature).",
         413: "Request body too large.",
+        414: "Request line longer than 8,190 bytes, the server's limit. Every parameter at "
+        "its maxLength fits in ASCII; a non-ASCII character takes up to 12 bytes once "
+        "percent-encoded, so filter on fewer long non-ASCII tags at a time.",
         422: "More than 10 tags.",
+        429: "Too many requests: a rate limit (per API key, or per client address for "
+        "refused keys and callback URLs); retry after the Retry-After header's seconds.",
         503: "The database is busy (a writer waited past the busy timeout); retry after "
         "the Retry-After header's seconds.",
     }
@@ -122,7 +127,7 @@ def build_document() -> dict:
                             CreateTokenResponse,
                             "The token (isCached: true for a repeated idempotency key).",
                         ),
-                        **_errors(400, 401, 413, 422, 503),
+                        **_errors(400, 401, 413, 422, 429, 503),
                     },
                 },
                 "get": {
@@ -132,7 +137,7 @@ def build_document() -> dict:
                     "parameters": _query_parameters(),
                     "responses": {
                         "200": _json(TokenList, "A page of tokens."),
-                        **_errors(400, 401),
+                        **_errors(400, 401, 414, 429),
                     },
                 },
             },
@@ -144,7 +149,7 @@ def build_document() -> dict:
                     "parameters": [TOKEN_ID],
                     "responses": {
                         "200": _json(TokenRetrieveResponse, "The token."),
-                        **_errors(401, 404),
+                        **_errors(401, 404, 429),
                     },
                 }
             },
@@ -169,7 +174,7 @@ def build_document() -> dict:
                     ],
                     "responses": {
                         "200": _json(TokenRetrieveResponse, "The token, decided or not."),
-                        **_errors(400, 401, 404),
+                        **_errors(400, 401, 404, 429),
                     },
                 }
             },
@@ -187,7 +192,7 @@ def build_document() -> dict:
                         "200": _json(
                             CompleteTokenResponse, "Done, or already decided (applied: false)."
                         ),
-                        **_errors(400, 401, 404, 413, 503),
+                        **_errors(400, 401, 404, 413, 429, 503),
                     },
                 }
             },
@@ -229,7 +234,7 @@ def build_document() -> dict:
                     },
                     "responses": {
                         "200": _json(CompleteTokenResponse, "Done, or already decided."),
-                        **_errors(404, 413, 503),
+                        **_errors(400, 404, 413, 429, 503),
                     },
                 },
             },

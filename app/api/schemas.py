@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,7 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from ..jsontext import check_text
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
-from ..timeutil import parse_duration
+from ..timeutil import MAX_DURATION_CHARS, parse_duration
 
 MAX_TAGS = 10
 MAX_DETAILS = 50
@@ -35,7 +36,19 @@ DetailValue = Annotated[
     | Annotated[float, Field(allow_inf_nan=False)],
     Field(union_mode="left_to_right"),
 ]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def tag_rules(tag: str) -> str:
+    """What a tag may not be besides its length: list filters separate tags with commas,
+    and a space at either end would make two tags that look alike."""
+    if "," in tag:
+        raise ValueError("a tag must not contain commas (filter[tags] separates tags with them)")
+    if tag != tag.strip():
+        raise ValueError("a tag must not start or end with whitespace")
+    return tag
+
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(tag_rules)]
 Status = Literal[WAITING, COMPLETED, TIMED_OUT]
 
 DURATION_DOC = (
@@ -218,22 +231,37 @@ class ListTokensQuery(_Strict):
     page_after: str | None = Field(None, alias="page[after]", max_length=64)
     page_before: str | None = Field(None, alias="page[before]", max_length=64)
     status: str | None = Field(
-        None, alias="filter[status]", description="Comma list of WAITING, COMPLETED, TIMED_OUT."
+        None,
+        alias="filter[status]",
+        max_length=100,
+        description="Comma list of WAITING, COMPLETED, TIMED_OUT.",
     )
     tags: str | None = Field(
-        None, alias="filter[tags]", description="Comma list; a token matches if it has any."
+        None,
+        alias="filter[tags]",
+        max_length=MAX_TAGS * 129 - 1,
+        description="Comma list of at most 10 tags; a token matches if it has any.",
     )
     idempotency_key: str | None = Field(
         None, alias="filter[idempotencyKey]", min_length=1, max_length=2048
     )
     period: str | None = Field(
-        None, alias="filter[createdAt][period]", description="Created within. " + DURATION_DOC
+        None,
+        alias="filter[createdAt][period]",
+        max_length=MAX_DURATION_CHARS,
+        description="Created within. " + DURATION_DOC,
     )
     created_from: str | None = Field(
-        None, alias="filter[createdAt][from]", description="ISO date-time or epoch milliseconds."
+        None,
+        alias="filter[createdAt][from]",
+        max_length=64,
+        description="ISO date-time or epoch milliseconds.",
     )
     created_to: str | None = Field(
-        None, alias="filter[createdAt][to]", description="ISO date-time or epoch milliseconds."
+        None,
+        alias="filter[createdAt][to]",
+        max_length=64,
+        description="ISO date-time or epoch milliseconds.",
     )
 
     @field_validator("period")
@@ -261,6 +289,8 @@ class ListTokensQuery(_Strict):
         tags = value.split(",")
         if any(not t or len(t) > 128 for t in tags):
             raise ValueError("each tag must be 1..128 characters")
+        for tag in tags:
+            tag_rules(tag)
         if len(set(tags)) > MAX_TAGS:
             raise ValueError(f"at most {MAX_TAGS} tags")
         return value

@@ -17,6 +17,7 @@ from flask_htmx import make_response as htmx_response
 from .. import capability, lifecycle
 from ..extensions import db, htmx
 from ..models import TIMED_OUT, WAITING, Token
+from ..templating import when_text
 from ..timeutil import utcnow
 from ..web import add_security_headers, completion_record
 from . import bp
@@ -125,17 +126,25 @@ def decide(token_id: str, signature: str):
     record = completion_record("page", actor=form.approver.data or None)
     applied = lifecycle.decide_token(token.pk, choice, form.comment.data or "", record)
     db.session.refresh(token)
-    notice = _notice(applied, choice)
+    notice = _notice(applied, choice, token)
     if htmx:
         return _render_card(token, signature, None, notice)
     flash(notice[1], notice[0])
     return redirect(capability.callback_path(token_id), code=303)
 
 
-def _notice(applied: bool, approved: bool) -> tuple[str, str]:
+def _notice(applied: bool, approved: bool, token: Token) -> tuple[str, str]:
+    """The banner after a decision: (category, text). A rejection is not a success."""
+    if applied and approved:
+        return "success", "Thank you: you approved this request. Nothing else is needed."
     if applied:
-        verb = "approved" if approved else "rejected"
-        return "success", f"Thank you: you {verb} this request. Nothing else is needed."
+        return "info", "Thank you: you rejected this request. Nothing else is needed."
+    if token.status == TIMED_OUT:
+        return (
+            "warning",
+            "Your response was not recorded: this request expired at "
+            f"{when_text(token.timeout_at)}, before your response arrived.",
+        )
     return (
         "warning",
         "Your response was not recorded: this request had already been decided, as shown below.",

@@ -152,7 +152,7 @@ class Filters:
         return self._tag_links[key]
 
 
-@bp.get("/dashboard/p/<int:project_id>/tokens")
+@bp.get("/dashboard/p/<id:project_id>/tokens")
 @login_required
 def tokens(project_id: int):
     project = _project(project_id)
@@ -183,7 +183,7 @@ def tokens(project_id: int):
     return render_template("dashboard/tokens.html", **context)
 
 
-@bp.get("/dashboard/p/<int:project_id>/tags")
+@bp.get("/dashboard/p/<id:project_id>/tags")
 @login_required
 def tags(project_id: int):
     project = _project(project_id)
@@ -199,7 +199,7 @@ def _token(project_id: int, token_id: str) -> tuple:
     return project, token
 
 
-@bp.get("/dashboard/p/<int:project_id>/tokens/<token_id>")
+@bp.get("/dashboard/p/<id:project_id>/tokens/<token_id>")
 @login_required
 def detail(project_id: int, token_id: str, forms: dict | None = None, status: int = 200):
     project, token = _token(project_id, token_id)
@@ -246,7 +246,7 @@ def _after_action(project_id: int, token: Token, applied: bool, done: str):
     )
 
 
-@bp.post("/dashboard/p/<int:project_id>/tokens/<token_id>/decide")
+@bp.post("/dashboard/p/<id:project_id>/tokens/<token_id>/decide")
 @login_required
 def decide(project_id: int, token_id: str):
     _, token = _token(project_id, token_id)
@@ -256,26 +256,22 @@ def decide(project_id: int, token_id: str):
             form.form_errors.append("Choose approve or reject.")
         return detail(project_id, token_id, forms={"decision": form}, status=422)
     approved = bool(form.approve.data)
-    applied = lifecycle.decide_token(
-        token.pk, approved, form.comment.data or "", _record()
-    )
+    applied = lifecycle.decide_token(token.pk, approved, form.comment.data or "", _record())
     return _after_action(project_id, token, applied, "Approved." if approved else "Rejected.")
 
 
-@bp.post("/dashboard/p/<int:project_id>/tokens/<token_id>/complete")
+@bp.post("/dashboard/p/<id:project_id>/tokens/<token_id>/complete")
 @login_required
 def complete(project_id: int, token_id: str):
     _, token = _token(project_id, token_id)
     form = CompleteForm()
     if not form.validate_on_submit():
         return detail(project_id, token_id, forms={"complete": form}, status=422)
-    applied = lifecycle.complete_token(
-        token.pk, lifecycle.to_json_text(form.parsed), _record()
-    )
+    applied = lifecycle.complete_token(token.pk, lifecycle.to_json_text(form.parsed), _record())
     return _after_action(project_id, token, applied, "Completed with your output.")
 
 
-@bp.post("/dashboard/p/<int:project_id>/tokens/<token_id>/time-out")
+@bp.post("/dashboard/p/<id:project_id>/tokens/<token_id>/time-out")
 @login_required
 def time_out(project_id: int, token_id: str):
     _, token = _token(project_id, token_id)
