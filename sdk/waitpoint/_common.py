@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -177,15 +177,17 @@ def retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
-def pause(response: httpx.Response | None, attempt: int) -> float:
-    """How long to wait before the next attempt: the server's word, else ``backoff``."""
-    told = retry_after(response) if response is not None else None
-    return told if told is not None else backoff(attempt)
-
-
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s ... at most 8 s."""
     return random.uniform(0, min(8.0, 0.25 * 2**attempt))
+
+
+def pause(
+    response: httpx.Response | None, attempt: int, backoff: Callable[[int], float] = backoff
+) -> float:
+    """How long to wait before the next attempt: the server's word, else ``backoff``."""
+    told = retry_after(response) if response is not None else None
+    return told if told is not None else backoff(attempt)
 
 
 NO_DATA = object()  # complete_token without data: the token gets no output at all

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from . import _common as c
-from .errors import ConnectionFailed, RateLimited, ServerError, WaitDeadlineExceeded
+from . import _flow
 from .models import CompleteResult, CreatedToken, Token, WaitResult
 
-# A wait that comes back this much sooner than asked while still WAITING means the
-# server was at capacity: pause before asking again instead of spinning.
-_EARLY = 0.5
+T = TypeVar("T")
 
 
 class Waitpoint:
@@ -38,22 +37,28 @@ class Waitpoint:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _run(self, flow: _flow.Flow[T]) -> T:
+        """Drive a policy from ``_flow``: send what it asks for, sleep as long as it says."""
+        with closing(flow):
+            outcome: _flow.Outcome = None
+            while True:
+                step = _flow.resume(flow, outcome)
+                if isinstance(step, _flow.Done):
+                    return step.value
+                if isinstance(step, _flow.Sleep):
+                    time.sleep(step.seconds)
+                    outcome = None
+                    continue
+                try:
+                    outcome = self._http.request(step.method, step.path, **step.options)
+                except httpx.TransportError as exc:
+                    outcome = exc
+
     def _send(self, method: str, path: str, *, retry: bool, **kwargs) -> dict:
-        attempts = self.settings.max_retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            response = None
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                # Only a call that may be repeated is sent again: the first may have landed.
-                if last or not retry:
-                    raise ConnectionFailed(f"{method} {path}: {exc}") from exc
-            else:
-                if last or not c.retryable(response, idempotent=retry):
-                    return c.check(response)
-            time.sleep(c.pause(response, attempt))
-        raise ServerError(0, "unreachable")  # pragma: no cover  (the loop always returns)
+        flow = _flow.request(
+            method, path, retry=retry, max_retries=self.settings.max_retries, **kwargs
+        )
+        return self._run(flow)
 
     def create_token(self, **fields: Any) -> CreatedToken:
         """Create a token. Fields: timeout, tags, idempotency_key, idempotency_key_ttl,
@@ -96,35 +101,4 @@ class Waitpoint:
         ``deadline`` (seconds or timedelta) bounds the wait on this side; when it
         runs out first, ``WaitDeadlineExceeded`` is raised and the token is untouched.
         """
-        path = f"{c.TOKENS}/{c.token_id(token)}/wait"
-        limit = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
-        ends = None if limit is None else time.monotonic() + limit
-        failures = 0
-        while True:
-            now = time.monotonic()
-            if ends is not None and now >= ends:
-                raise WaitDeadlineExceeded(f"{c.token_id(token)} still waiting after {limit}s")
-            window = c.wait_window(self.settings, ends, now)
-            try:
-                body = self._send(
-                    "GET",
-                    path,
-                    params={"timeout": c.duration(window)},
-                    retry=False,
-                    timeout=httpx.Timeout(self.settings.timeout, read=window + 15),
-                )
-            except (ConnectionFailed, ServerError, RateLimited) as exc:
-                # A restart, a proxy hiccup or a rate limit must not end a long wait: back
-                # off (as told, if told) and ask again for as long as the deadline allows.
-                failures += 1
-                pause = getattr(exc, "retry_after", None) or c.backoff(min(failures, 6))
-                if ends is not None:
-                    pause = min(pause, max(0.0, ends - time.monotonic()))
-                time.sleep(pause)
-                continue
-            failures = 0
-            result = Token.from_json(body)
-            if result.status != "WAITING":
-                return c.wait_result(result)
-            if time.monotonic() - now < window - _EARLY:
-                time.sleep(_EARLY)  # the server was at capacity: do not spin
+        return self._run(_flow.for_token(token, self.settings, deadline=deadline))
