@@ -9,8 +9,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_module
-from .database import WriterTimeout, configure_engine
 from .extensions import csrf, db, htmx, migrate
+from .infra.database import WriterTimeout, configure_engine
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -41,7 +41,7 @@ def _wrap_wsgi(app: Flask) -> None:
     """Middleware around the app: strict request bodies, then the client behind proxies."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from .request_body import StrictRequestBody
+    from .web.request_body import StrictRequestBody
 
     app.wsgi_app = StrictRequestBody(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     proxies = app.config["WAITPOINT_TRUSTED_PROXIES"]
@@ -79,7 +79,7 @@ def _load_config(app: Flask, test_config: dict | None, environ: dict | None) -> 
 
 
 def _check_urls(app: Flask) -> None:
-    from . import url_checks
+    from .web import url_checks
 
     url_checks.register(app)  # ids in range, no NUL: before any other request hook
 
@@ -94,7 +94,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_templating(app: Flask) -> None:
-    from .templating import register
+    from .web.templating import register
 
     register(app)
 
@@ -114,7 +114,7 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_error_handlers(app: Flask) -> None:
     from .api.errors import ApiError, error_response, http_error_as_json, log_unexpected, wants_json
-    from .web import add_security_headers
+    from .web.security import add_security_headers
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -163,27 +163,27 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _error_page(status: int, title: str, message: str):
-    from .web import add_security_headers
+    from .web.security import add_security_headers
 
     body = render_template("errors/error.html", title=title, message=message)
     return add_security_headers(make_response(body, status))
 
 
 def _init_observability(app: Flask) -> None:
-    from . import metrics, requestlog
+    from .infra import metrics, requestlog
 
     metrics.init_app(app)  # GET /metrics, unless WAITPOINT_METRICS=off
     requestlog.init_app(app)  # request ids, request metrics, JSON lines
 
 
 def _init_rate_limits(app: Flask) -> None:
-    from . import ratelimit
+    from .web import ratelimit
 
     ratelimit.init_app(app)  # per API key and per client address, unless WAITPOINT_RATE_LIMITS=off
 
 
 def _init_waiting(app: Flask) -> None:
-    from .waiting import WaitHub
+    from .infra.waiting import WaitHub
 
     app.extensions["waitpoint_waits"] = WaitHub(app, app.config["WAITPOINT_MAX_WAITERS"])
 

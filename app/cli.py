@@ -14,13 +14,14 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
-from . import accounts, metrics, requestlog
 from .config import ConfigError
-from .credentials import hash_api_key, new_api_key, visible_prefix
-from .database import write_transaction
+from .domain import accounts
+from .domain.credentials import hash_api_key, new_api_key, visible_prefix
+from .domain.timeutil import isoformat, utcnow
 from .extensions import db
+from .infra import metrics, requestlog
+from .infra.database import write_transaction
 from .models import ApiKey, Project, User
-from .timeutil import isoformat, utcnow
 
 # Any fixed number: every process that migrates PostgreSQL takes this advisory lock.
 _MIGRATION_LOCK = 7_310_226_001
@@ -73,7 +74,7 @@ def _project_name(value: str) -> str:
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
     """Migrate the database, then serve with gunicorn and the timeout scheduler."""
-    from .serve import WaitpointServer, server_options
+    from .infra.serve import WaitpointServer, server_options
 
     try:
         options = server_options(host, port)
@@ -105,7 +106,7 @@ def setup_command() -> None:
 @with_appcontext
 def expire_command() -> None:
     """Run one timeout sweep now and print how many tokens it timed out."""
-    from .lifecycle import expire_due
+    from .domain.lifecycle import expire_due
 
     click.echo(expire_due(batch_size=current_app.config["WAITPOINT_SWEEP_BATCH"]))
 

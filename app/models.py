@@ -25,8 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .domain.timeutil import as_utc
 from .extensions import db
-from .timeutil import as_utc
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigPK = BigInteger().with_variant(Integer(), "sqlite")

@@ -82,9 +82,9 @@ def bulk_load(
     """
     from sqlalchemy import func, select, text
 
+    from app.domain.timeutil import utcnow
     from app.extensions import db
     from app.models import Token
-    from app.timeutil import utcnow
 
     with app.app_context():
         sql = _BulkSql(db.engine.dialect.name)

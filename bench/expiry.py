@@ -49,7 +49,7 @@ def flow_lags(app) -> list[float]:
 
 
 def run(kind: str) -> dict:
-    from app.timeutil import utcnow
+    from app.domain.timeutil import utcnow
 
     tmp = Path(tempfile.mkdtemp())
     url, app, key = fresh_app(kind, tmp, "expiry")

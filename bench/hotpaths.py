@@ -36,7 +36,7 @@ FLOOR_LINES = {"GET": "GET /", "POST": 'POST / {"tags":["bench"]}'}
 
 
 def floor_server() -> tuple[subprocess.Popen, str]:
-    from app.serve import server_options
+    from app.infra.serve import server_options
 
     port = support.free_port()
     options = server_options("127.0.0.1", port, {})
@@ -77,8 +77,8 @@ def drive(url: str, pid: int, lines: list[str], tmp: Path, auth: str) -> dict:
 
 
 def measure(kind: str, floor: subprocess.Popen, floor_url: str, tmp: Path) -> list[dict]:
-    from app import lifecycle
-    from app.capability import callback_path
+    from app.domain import lifecycle
+    from app.domain.capability import callback_path
     from app.extensions import db
     from app.models import Token
 

@@ -92,8 +92,8 @@ def in_process(kind: str, url: str, key: str) -> list[dict]:
 
 
 def under_load(kind: str, url: str, key: str, app, tmp: Path) -> list[dict]:
-    from app import lifecycle
-    from app.capability import callback_path
+    from app.domain import lifecycle
+    from app.domain.capability import callback_path
     from app.extensions import db
     from app.models import WAITING, Token
 

@@ -37,9 +37,9 @@ class Project:
     """One size: its database, the app over it, and the four calls to time."""
 
     def __init__(self, kind: str, n: int, tmp: Path):
-        from app import accounts
-        from app.dashboard.queries import BoardFilter, board_page, status_counts
-        from app.timeutil import utcnow
+        from app.dashboard.board import BoardFilter, board_page, status_counts
+        from app.domain import accounts
+        from app.domain.timeutil import utcnow
 
         self.n = n
         self.url, self.app, key = fresh_app(kind, tmp)

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import lifecycle
+from app.domain import lifecycle
+from app.domain.timeutil import utcnow
 from app.extensions import db
-from app.timeutil import utcnow
 
 from .conftest import TOKENS
 from .test_api_create import error_of

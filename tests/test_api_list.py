@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import lifecycle
-from app.timeutil import utcnow
+from app.domain import lifecycle
+from app.domain.timeutil import utcnow
 
 from .conftest import TOKENS
 from .test_api_create import error_of

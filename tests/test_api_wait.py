@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from app import lifecycle
-from app.timeutil import utcnow
+from app.domain import lifecycle
+from app.domain.timeutil import utcnow
 
 from .conftest import TOKENS, Api
 from .test_api_create import error_of

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app import lifecycle
+from app.domain import lifecycle
+from app.domain.timeutil import isoformat, utcnow
 from app.extensions import db
 from app.models import Completion
-from app.timeutil import isoformat, utcnow
 
 from .conftest import TOKENS, Api
 from .test_api_create import error_of
@@ -278,8 +278,8 @@ def test_text_from_the_token_is_always_escaped(api, client):
 def test_a_timed_out_token_says_so(app, api, client):
     from datetime import timedelta
 
-    from app import lifecycle
-    from app.timeutil import utcnow
+    from app.domain import lifecycle
+    from app.domain.timeutil import utcnow
 
     token = api.create(timeout="1m")
     with app.app_context():

@@ -55,7 +55,7 @@ def test_defaults(tmp_path):
 
 
 def test_long_poll_capacity_follows_the_threads(tmp_path):
-    from app.serve import server_options
+    from app.infra.serve import server_options
 
     assert from_environment(tmp_path, {})["WAITPOINT_MAX_WAITERS"] == 600
     fewer = {"WAITPOINT_THREADS": "320"}  # only the threads set: the waits follow

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app import accounts
-from app.timeutil import utcnow
+from app.domain import accounts
+from app.domain.timeutil import utcnow
 
 from .conftest import TOKENS, Api
 from .support import ROOT, waitpoint_command
@@ -363,7 +363,7 @@ def test_time_out_now_is_recorded_with_who(alice, api, app):
     assert alice.post(f"/dashboard/p/1/tokens/{token}/time-out").status_code == 303
     done = api.retrieve(token)
     assert done["status"] == "TIMED_OUT" and done["outputIsError"] is True
-    from app import lifecycle
+    from app.domain import lifecycle
 
     with app.app_context():
         record = lifecycle.find_token(token).completion

@@ -5,14 +5,14 @@ import sys
 import time
 from pathlib import Path
 
-from app.database import _WriterQueue
+from app.infra.database import _WriterQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 
 OTHER_PROCESS = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from app.database import _WriterQueue
+from app.infra.database import _WriterQueue
 writers = _WriterQueue(sys.argv[2])
 print("ready", flush=True)
 started = time.monotonic()
@@ -47,7 +47,7 @@ def test_a_writer_of_another_process_waits_until_the_lock_is_released(tmp_path):
 HOLDER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from app.database import _WriterQueue
+from app.infra.database import _WriterQueue
 writers = _WriterQueue(sys.argv[2])
 writers.acquire()
 print("holding", flush=True)
@@ -58,7 +58,7 @@ print("released", flush=True)
 
 
 def test_a_writer_gives_up_at_the_timeout_and_the_lock_still_passes_on(tmp_path):
-    from app.database import WriterTimeout
+    from app.infra.database import WriterTimeout
 
     database = str(tmp_path / "waitpoint.db")
     holder = subprocess.Popen(

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app import lifecycle
-from app.database import write_transaction
+from app.domain import lifecycle
+from app.domain.timeutil import isoformat, utcnow
 from app.extensions import db
+from app.infra.database import write_transaction
 from app.models import Token
-from app.timeutil import isoformat, utcnow
 
 from .support import on_postgresql, server_on_new_database
 

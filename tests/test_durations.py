@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.timeutil import isoformat, parse_deadline, parse_duration, parse_instant
+from app.domain.timeutil import isoformat, parse_deadline, parse_duration, parse_instant
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "hr": 3600, "m": 60, "s": 1}
 groups = st.lists(

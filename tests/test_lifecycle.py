@@ -5,10 +5,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app import lifecycle
+from app.domain import lifecycle
+from app.domain.timeutil import utcnow
 from app.extensions import db
 from app.models import Token, TokenTag
-from app.timeutil import utcnow
 
 NOW = utcnow()
 

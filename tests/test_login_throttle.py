@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from app import accounts
+from app.domain import accounts
+from app.domain.timeutil import utcnow
 from app.extensions import db
 from app.models import LoginThrottle
-from app.timeutil import utcnow
 
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery staple"

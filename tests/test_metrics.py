@@ -16,12 +16,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
-from app import metrics
 from app.config import ConfigError, from_environment
+from app.domain.timeutil import utcnow
 from app.extensions import db
+from app.infra import metrics
+from app.infra.scheduler import sweep_once
 from app.models import Project, Token
-from app.scheduler import sweep_once
-from app.timeutil import utcnow
 
 from .conftest import TOKENS, Api
 from .support import ServerProcess, on_postgresql, server_on_new_database

@@ -13,10 +13,10 @@ from sqlalchemy import text
 
 from app.cli import create_api_key
 from app.config import ConfigError, from_environment
-from app.credentials import hash_api_key
+from app.domain.credentials import hash_api_key
 from app.extensions import db
-from app.ratelimit import Limiter, address_key
-from app.ratelimit_storage import PostgresCounters, SqliteCounters
+from app.web.ratelimit import Limiter, address_key
+from app.web.ratelimit_storage import PostgresCounters, SqliteCounters
 
 from .conftest import TOKENS, Api
 from .support import SECRET, ServerProcess, create_database, drop_database, on_postgresql

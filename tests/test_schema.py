@@ -6,9 +6,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from app import lifecycle, listing
+from app.domain import lifecycle
+from app.domain import token_list as listing
+from app.domain.timeutil import utcnow
 from app.extensions import db
-from app.timeutil import utcnow
 
 from .support import on_postgresql
 

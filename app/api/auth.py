@@ -7,10 +7,10 @@ from functools import wraps
 from flask import g, request
 from sqlalchemy import bindparam, select
 
-from .. import ratelimit
-from ..credentials import hash_api_key, same_digest
+from ..domain.credentials import hash_api_key, same_digest
 from ..extensions import db
 from ..models import ApiKey
+from ..web import ratelimit
 from .errors import ApiError
 
 _KEYS = ApiKey.__table__

@@ -6,7 +6,7 @@ from flask import Request, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..jsontext import parse_json
+from ..domain.jsontext import parse_json
 
 
 class ApiError(Exception):

@@ -22,9 +22,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..jsontext import check_text
+from ..domain.jsontext import check_text
+from ..domain.timeutil import MAX_DURATION_CHARS, parse_duration
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
-from ..timeutil import MAX_DURATION_CHARS, parse_duration
 
 MAX_TAGS = 10
 MAX_DETAILS = 50

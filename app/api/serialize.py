@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .. import lifecycle
-from ..capability import callback_url
+from ..domain import lifecycle
+from ..domain.capability import callback_url
+from ..domain.timeutil import isoformat
 from ..models import COMPLETED, TIMED_OUT, WAITING, Token
-from ..timeutil import isoformat
 
 
 def token_json(

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from flask import current_app, g, jsonify, request
 from sqlalchemy import Row
 
-from .. import capability, lifecycle, listing
+from ..domain import capability, lifecycle
+from ..domain import token_list as listing
+from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
+from ..infra.waiting import client_gone
 from ..models import COMPLETED, WAITING
-from ..timeutil import parse_deadline, parse_duration, parse_instant, utcnow
-from ..waiting import client_gone
-from ..web import completion_record
+from ..web.security import completion_record
 from . import bp
 from .auth import require_api_key
 from .errors import ApiError, parse_model, read_json_body, read_json_object

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from ..web import storable_text
+from ..web.security import storable_text
 
 NAME_MAX = 100
 COMMENT_MAX = 2000

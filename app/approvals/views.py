@@ -14,12 +14,12 @@ from datetime import datetime
 from flask import flash, get_flashed_messages, make_response, redirect, render_template
 from flask_htmx import make_response as htmx_response
 
-from .. import capability, lifecycle
+from ..domain import capability, lifecycle
+from ..domain.timeutil import utcnow
 from ..extensions import db, htmx
 from ..models import TIMED_OUT, WAITING, Token
-from ..templating import when_text
-from ..timeutil import utcnow
-from ..web import add_security_headers, completion_record
+from ..web.security import add_security_headers, completion_record
+from ..web.templating import when_text
 from . import bp
 from .forms import DecisionForm
 

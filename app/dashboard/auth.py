@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from flask import g, make_response, redirect, render_template, request, session, url_for
 
-from .. import accounts
+from ..domain import accounts
+from ..domain.timeutil import utcnow
 from ..extensions import db
 from ..models import User
-from ..timeutil import utcnow
 from . import bp
 from .forms import LoginForm
 

@@ -4,8 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from ..jsontext import parse_json
-from ..web import storable_text
+from ..domain.jsontext import parse_json
+from ..web.security import storable_text
 
 
 class LoginForm(FlaskForm):

@@ -9,17 +9,18 @@ from urllib.parse import urlencode
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from .. import accounts, capability, lifecycle, listing
 from ..approvals.views import card_for
+from ..domain import accounts, capability, lifecycle
+from ..domain import token_list as listing
+from ..domain.jsontext import check_text
+from ..domain.timeutil import as_utc, parse_duration, utcnow
 from ..extensions import htmx
-from ..jsontext import check_text
 from ..models import STATUSES, Token
-from ..timeutil import as_utc, parse_duration, utcnow
-from ..web import add_security_headers, completion_record
+from ..web.security import add_security_headers, completion_record
 from . import bp
 from .auth import login_required
+from .board import BoardFilter, board_page, status_counts, tag_suggestions
 from .forms import CompleteForm, DecisionForm, LogoutForm, TimeoutForm
-from .queries import BoardFilter, board_page, status_counts, tag_suggestions
 
 PAGE_SIZE = 25
 MAX_TAGS = 10

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import current_app, request
 
+from ..models import Token
 from . import lifecycle
 from .credentials import callback_signature, callback_signature_ok
-from .models import Token
 
 
 def public_base_url() -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import Flask
 from markupsafe import Markup
 
-from .timeutil import as_utc, isoformat, utcnow
+from ..domain.timeutil import as_utc, isoformat, utcnow
 
 
 def when(value: datetime) -> Markup:

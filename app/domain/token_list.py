@@ -17,8 +17,8 @@ from functools import lru_cache
 
 from sqlalchemy import Integer, Row, and_, bindparam, or_, select, union
 
-from .extensions import db
-from .models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
+from ..extensions import db
+from ..models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
 
 TOKENS = Token.__table__  # pages are rows of the table, not ORM objects
 

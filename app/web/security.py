@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import request
 
-from .jsontext import check_text
-from .lifecycle import CompletionRecord
+from ..domain.jsontext import check_text
+from ..domain.lifecycle import CompletionRecord
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

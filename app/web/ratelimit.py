@@ -36,7 +36,7 @@ from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import event
 from werkzeug.exceptions import TooManyRequests
 
-from .config import parse_rate_limit
+from ..config import parse_rate_limit
 
 API_KEY = "api-key"
 API_KEY_FAILURES = "api-key-failures"
@@ -155,8 +155,8 @@ def _count_failure(response):
 
 
 def too_many_requests(exc: RateLimited):
-    from .api.errors import error_response
-    from .web import add_security_headers
+    from ..api.errors import error_response
+    from .security import add_security_headers
 
     if request.blueprint == "approvals":
         minutes = math.ceil(exc.retry_after / 60)
@@ -170,7 +170,7 @@ def too_many_requests(exc: RateLimited):
 
 
 def _storage_for(app: Flask) -> Storage:
-    from .extensions import db
+    from ..extensions import db
     from .ratelimit_storage import PostgresCounters, SqliteCounters
 
     with app.app_context():

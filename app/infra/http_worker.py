@@ -18,7 +18,7 @@ import time
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import ThreadWorker
 
-from .config import client_timeout
+from ..config import client_timeout
 
 
 class WaitpointWorker(ThreadWorker):

@@ -17,8 +17,8 @@ import time
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from ..extensions import db
 from . import metrics
-from .extensions import db
 
 SQLITE_BUSY_TIMEOUT = 10.0  # seconds a SQLite writer waits for its turn (default)
 _WRITE = "waitpoint_write"

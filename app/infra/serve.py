@@ -13,8 +13,7 @@ import os
 
 from gunicorn.app.base import BaseApplication
 
-from . import metrics, requestlog
-from .config import (
+from ..config import (
     RESERVED_THREADS,
     ConfigError,
     client_timeout,
@@ -24,6 +23,7 @@ from .config import (
     max_waiters,
     threads_per_worker,
 )
+from . import metrics, requestlog
 
 MAX_REQUEST_LINE = 8190
 
@@ -38,7 +38,7 @@ class WaitpointServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from . import create_app
+        from .. import create_app
         from .scheduler import start_scheduler
 
         app = create_app()
@@ -74,7 +74,7 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
     return {
         "bind": f"{host}:{port}",
         # gthread, with JSON errors and a time limit for reading requests (http_worker).
-        "worker_class": "app.http_worker.WaitpointWorker",
+        "worker_class": "app.infra.http_worker.WaitpointWorker",
         "workers": env_int(environ, "WAITPOINT_WORKERS", 2, minimum=1),
         "threads": threads,
         "worker_connections": 2000,

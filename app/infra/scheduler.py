@@ -13,10 +13,10 @@ import logging
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from ..domain.lifecycle import expire_due
+from ..domain.timeutil import utcnow
+from ..extensions import db
 from . import metrics
-from .extensions import db
-from .lifecycle import expire_due
-from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

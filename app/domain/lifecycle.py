@@ -21,11 +21,11 @@ from flask import current_app
 from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from . import metrics
+from ..extensions import db
+from ..infra import metrics
+from ..infra.database import write_transaction
+from ..models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
 from .credentials import new_public_id
-from .database import write_transaction
-from .extensions import db
-from .models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
 from .timeutil import isoformat, utcnow
 
 # Hot paths read and write through the tables (SQLAlchemy Core): rows, not ORM objects.

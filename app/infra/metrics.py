@@ -43,9 +43,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from sqlalchemy import Integer, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .extensions import db
-from .models import UTCDateTime
-from .timeutil import utcnow
+from ..domain.timeutil import utcnow
+from ..extensions import db
+from ..models import UTCDateTime
 
 log = logging.getLogger(__name__)
 

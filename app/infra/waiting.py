@@ -25,11 +25,11 @@ from flask import Flask
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
+from ..domain.lifecycle import NOTIFY_CHANNEL, token_decided
+from ..domain.timeutil import utcnow
+from ..extensions import db
+from ..models import WAITING, Token
 from . import metrics
-from .extensions import db
-from .lifecycle import NOTIFY_CHANNEL, token_decided
-from .models import WAITING, Token
-from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

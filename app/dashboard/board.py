@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
+from ..domain.lifecycle import ID_PREFIX, idempotency_hash
+from ..domain.token_list import Page, fetch_page, status_condition
 from ..extensions import db
-from ..lifecycle import ID_PREFIX, idempotency_hash
-from ..listing import Page, fetch_page, status_condition
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING, Token, TokenTag
 
 

@@ -9,10 +9,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .database import write_transaction
-from .extensions import db
-from .models import LoginThrottle, Membership, Project, User
-from .ratelimit import address_key
+from ..extensions import db
+from ..infra.database import write_transaction
+from ..models import LoginThrottle, Membership, Project, User
+from ..web.ratelimit import address_key
 
 # Failed logins are counted in fixed windows per account from one address, per address,
 # and per account from every address. Past the first limit that address is locked out of
