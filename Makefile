@@ -1,11 +1,12 @@
-# Waitpoint: `make run` serves the app, `make test` runs every test.
+# Waitpoint: `make run` serves the app, `make test` runs every test, `make test-fast` the
+# in-process ones (seconds; no servers, browsers or npm: `pytest -m "not slow"`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(BIN)/waitpoint: pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ run: $(BIN)/waitpoint
 test: $(BIN)/waitpoint
 	tests/prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(BIN)/waitpoint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The benchmark suite (about 6 minutes on 2 cores): figures in bench/results/*.json,
 # the summary table last (bench/results/summary.json). Needs the local PostgreSQL.

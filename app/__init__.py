@@ -23,7 +23,7 @@ def create_app(test_config: dict | None = None, *, environ: dict | None = None) 
         static_folder="../static",
     )
     _load_config(app, test_config, environ)
-    app.json.sort_keys = False  # keep the contract's field order on the wire
+    app.json.sort_keys = False  # keep the documented field order on the wire (docs/api.md)
     _check_urls(app)
     _init_extensions(app)
     _register_templating(app)

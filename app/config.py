@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from limits import RateLimitItem
 from limits.util import parse_many
+from werkzeug.security import generate_password_hash
 
 
 class ConfigError(RuntimeError):
@@ -172,6 +173,25 @@ def client_timeout(environ) -> float:
     return env_float(environ, "WAITPOINT_CLIENT_TIMEOUT", 30.0, minimum=0.5)
 
 
+DEFAULT_PASSWORD_HASH = "scrypt"  # werkzeug's default
+
+
+def env_password_hash(environ: dict, name: str, default: str) -> str:
+    """A werkzeug password hash method: ``scrypt[:n:r:p]`` or ``pbkdf2[:digest[:iterations]]``."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    method = raw.strip()
+    try:  # werkzeug is the judge of its own methods: hash once, as a login would
+        generate_password_hash("", method)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a werkzeug password hash method such as scrypt or "
+            f"pbkdf2:sha256:600000 (got {raw!r})"
+        ) from None
+    return method
+
+
 def _development_secret(instance_path: Path) -> str:
     """A per-installation secret kept in ``instance/``, created on first run."""
     path = instance_path / "secret_key"
@@ -241,6 +261,10 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
         "WAITPOINT_METRICS": env_bool(environ, "WAITPOINT_METRICS", True),
         "WAITPOINT_METRICS_TOKEN": env_secret(environ, "WAITPOINT_METRICS_TOKEN"),
         "WAITPOINT_LOG_FORMAT": log_format(environ),
+        # How operators' passwords are hashed (tests choose a cheap method).
+        "WAITPOINT_PASSWORD_HASH": env_password_hash(
+            environ, "WAITPOINT_PASSWORD_HASH", DEFAULT_PASSWORD_HASH
+        ),
         # Rate limits: on by default, each configurable (README: Rate limits).
         "WAITPOINT_RATE_LIMITS": env_bool(environ, "WAITPOINT_RATE_LIMITS", True),
         **{

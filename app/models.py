@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .domain import limits
 from .domain.timeutil import as_utc
 from .extensions import db
 
@@ -150,12 +151,10 @@ class Token(db.Model):
     # The completion's output serialized as JSON text, exactly as returned on the wire.
     output: Mapped[str | None] = mapped_column(Text)
     # What the approver is asked (all optional): shown on the approval page.
-    title: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(limits.TITLE_MAX))
     description: Mapped[str | None] = mapped_column(Text)
     # A flat JSON object of at most 50 string/number/bool values, as JSON text.
     details_json: Mapped[str | None] = mapped_column(Text)
-
-    completion: Mapped[Completion | None] = relationship(back_populates="token", uselist=False)
 
     __table_args__ = (
         Index("ix_tokens_project_status_pk", "project_id", "status", "pk"),
@@ -176,7 +175,7 @@ class TokenTag(db.Model):
     token_pk: Mapped[int] = mapped_column(
         ForeignKey("tokens.pk", ondelete="CASCADE"), primary_key=True
     )
-    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(limits.TAG_MAX), primary_key=True)
     project_id: Mapped[int] = mapped_column(Integer)
     # Copies of the token's columns, kept in step by the lifecycle module.
     status: Mapped[str] = mapped_column(String(16))
@@ -226,5 +225,3 @@ class Completion(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    token: Mapped[Token] = relationship(back_populates="completion")

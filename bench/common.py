@@ -35,7 +35,7 @@ def use_database(kind: str) -> None:
 def migrated_app(url: str):
     from flask_migrate import upgrade
 
-    from tests.conftest import make_app
+    from tests.support import make_app
 
     app = make_app(url, WTF_CSRF_ENABLED=False, **HIGH_LIMITS)
     with app.app_context():

@@ -77,8 +77,8 @@ def drive(url: str, pid: int, lines: list[str], tmp: Path, auth: str) -> dict:
 
 
 def measure(kind: str, floor: subprocess.Popen, floor_url: str, tmp: Path) -> list[dict]:
-    from app.domain import lifecycle
     from app.domain.capability import callback_path
+    from app.domain.stored import ID_PREFIX
     from app.extensions import db
     from app.models import Token
 
@@ -87,7 +87,7 @@ def measure(kind: str, floor: subprocess.Popen, floor_url: str, tmp: Path) -> li
         # Tokens to complete (each once: every round gets its own) and a listable population.
         bulk_load(app, 30_000, waiting_share=1.0, fixed_tags=("bench",), kinds=False)
         with app.app_context(), app.test_request_context():
-            ids = [lifecycle.public_id_of(t) for t in db.session.query(Token).limit(30_000)]
+            ids = [ID_PREFIX + t.public_id for t in db.session.query(Token).limit(30_000)]
             callbacks = [f'POST {callback_path(i)} {{"approved":true}}' for i in ids]
             db.engine.dispose()
         share = len(callbacks) // ROUNDS

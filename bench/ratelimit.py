@@ -30,7 +30,7 @@ CREATE = '{"tags":["bench","kind:new"],"timeout":"1h"}'
 
 
 def in_process(kind: str, url: str, key: str) -> list[dict]:
-    from tests.conftest import make_app
+    from tests.support import make_app
 
     apps = {
         "on": make_app(url, WTF_CSRF_ENABLED=False, **HIGH_LIMITS),
@@ -92,15 +92,15 @@ def in_process(kind: str, url: str, key: str) -> list[dict]:
 
 
 def under_load(kind: str, url: str, key: str, app, tmp: Path) -> list[dict]:
-    from app.domain import lifecycle
     from app.domain.capability import callback_path
+    from app.domain.stored import ID_PREFIX
     from app.extensions import db
     from app.models import WAITING, Token
 
     bulk_load(app, 30_000, waiting_share=1.0, fixed_tags=("bench",), kinds=False)
     with app.app_context(), app.test_request_context():
         ids = [
-            lifecycle.public_id_of(t)
+            ID_PREFIX + t.public_id
             for t in db.session.query(Token).filter(Token.status == WAITING).limit(30_000)
         ]
         callbacks = [f'POST {callback_path(i)} {{"approved":true}}' for i in ids]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import httpx
 
+from .support import TOKENS
+
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
-TOKENS = "/api/v1/waitpoints/tokens"
 
 
 class LiveApi:

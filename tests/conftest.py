@@ -8,16 +8,10 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from app import create_app
 from app.cli import create_api_key
 from app.extensions import db
 
-from .support import SECRET, create_database, drop_database, on_postgresql
-
-
-def make_app(database_url: str, **config):
-    environ = {"SECRET_KEY": SECRET, "DATABASE_URL": database_url}
-    return create_app({"TESTING": True, **config}, environ=environ)
+from .support import Api, create_database, drop_database, make_app, on_postgresql
 
 
 @pytest.fixture(scope="session")
@@ -98,36 +92,6 @@ def other_key(app):
     return _key(app, "beta")
 
 
-class Api:
-    """The test client with an API key: ``api.post(path, json=...)``."""
-
-    def __init__(self, client, key: str):
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def __getattr__(self, method):
-        call = getattr(self.client, method)
-
-        def request(path, **kwargs):
-            headers = {**self.headers, **kwargs.pop("headers", {})}
-            return call(path, headers=headers, **kwargs)
-
-        return request
-
-    def create(self, **body):
-        response = self.client.post(TOKENS, json=body, headers=self.headers)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
-
-    def retrieve(self, token_id: str) -> dict:
-        response = self.client.get(f"{TOKENS}/{token_id}", headers=self.headers)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
-
-
-TOKENS = "/api/v1/waitpoints/tokens"
-
-
 @pytest.fixture
 def api(client, api_key):
     return Api(client, api_key)
@@ -150,6 +114,20 @@ def live_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live_key(live_server):
     return live_server.new_key("live")
+
+
+# A test on the live server or in a browser (Playwright's fixtures) is slow wherever it is
+# written, marked or not: the quick tier (`pytest -m "not slow"`) never starts one.
+SLOW_FIXTURES = {"live_server", "browser", "context", "page"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        arguments = set(callspec.params) if callspec else set()  # a parameter named page
+        if SLOW_FIXTURES & (set(getattr(item, "fixturenames", ())) - arguments):
+            item.add_marker(pytest.mark.slow)
 
 
 # Browser tests: Debian's Chromium when present (CHROMIUM_PATH overrides), else Playwright's.

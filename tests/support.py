@@ -1,4 +1,5 @@
-"""Test helpers: throwaway databases and real server processes."""
+"""Test helpers: the app on a test database, API calls, throwaway databases and real server
+processes."""
 
 from __future__ import annotations
 
@@ -11,15 +12,80 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from app import create_app
+
 ROOT = Path(__file__).resolve().parent.parent
 # Set by .ci/run (and by hand) to run the whole suite on PostgreSQL.
 PG_URL = os.environ.get("WAITPOINT_TEST_DATABASE_URL", "").strip() or None
 SECRET = "test-secret-key-with-enough-length"
+# Operators' passwords in process: scrypt's cost is for attackers, not for the tests.
+# Server processes keep the default, so that it is still what a login checks there.
+PASSWORD_HASH = "pbkdf2:sha256:1000"
+TOKENS = "/api/v1/waitpoints/tokens"
+
+
+def make_app(database_url: str, **config):
+    environ = {
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": database_url,
+        "WAITPOINT_PASSWORD_HASH": PASSWORD_HASH,
+    }
+    return create_app({"TESTING": True, **config}, environ=environ)
+
+
+class Api:
+    """The test client with an API key: ``api.post(path, json=...)``."""
+
+    def __init__(self, client, key: str):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def __getattr__(self, method):
+        call = getattr(self.client, method)
+
+        def request(path, **kwargs):
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            return call(path, headers=headers, **kwargs)
+
+        return request
+
+    def create(self, **body):
+        response = self.client.post(TOKENS, json=body, headers=self.headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def retrieve(self, token_id: str) -> dict:
+        response = self.client.get(f"{TOKENS}/{token_id}", headers=self.headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+
+def error_of(response, status: int) -> str:
+    """A JSON error's message, once its status and its shape (``{"error": ...}``) are checked."""
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    assert set(body) == {"error"}
+    return body["error"]
+
+
+def callback_path(token: dict) -> str:
+    """The path of a token's callback URL (also its approval page), whatever its host."""
+    return urlsplit(token["url"]).path
+
+
+def decide_path(token: dict) -> str:
+    """Where the approval page's form posts its decision."""
+    return (
+        callback_path(token)
+        .replace("/api/v1/waitpoints/tokens/", "/approve/")
+        .replace("/callback/", "/")
+    )
 
 
 def on_postgresql() -> bool:

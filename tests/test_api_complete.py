@@ -5,20 +5,14 @@ from datetime import timedelta
 
 import pytest
 
-from app.domain import lifecycle
+from app.domain import lifecycle, stored
 from app.domain.timeutil import utcnow
-from app.extensions import db
 
-from .conftest import TOKENS
-from .test_api_create import error_of
+from .support import TOKENS, callback_path, error_of
 
 
 def complete(api, token_id, **body):
     return api.post(f"{TOKENS}/{token_id}/complete", json=body)
-
-
-def callback_path(token):
-    return token["url"].removeprefix("http://localhost")
 
 
 def test_it_completes_with_the_data_as_output(api):
@@ -68,12 +62,12 @@ def test_a_timed_out_token_cannot_be_completed(app, api):
 def test_a_completion_past_the_deadline_times_the_token_out_before_the_sweep(app, api):
     token = api.create(timeout="1h")
     with app.app_context():
-        row = lifecycle.find_token(token["id"])
+        pk = stored.find_token(token["id"]).pk
         applied = lifecycle.complete_token(
-            row.pk, "1", lifecycle.CompletionRecord(source="api"), utcnow() + timedelta(hours=1)
+            pk, "1", lifecycle.CompletionRecord(source="api"), utcnow() + timedelta(hours=1)
         )
         assert applied is False
-        db.session.refresh(row)
+        row = stored.token_by_pk(pk)
         # Stored at once, as the sweep would: whoever this caller tells has been told
         # what nobody can change any more.
         assert row.status == "TIMED_OUT"
@@ -153,7 +147,7 @@ def test_the_callback_records_who_completed(app, api, client):
         environ_base={"REMOTE_ADDR": "203.0.113.9"},
     )
     with app.app_context():
-        record = lifecycle.find_token(token["id"]).completion
+        record = stored.find_token(token["id"]).completion
         assert (record.source, record.ip, record.user_agent) == (
             "callback",
             "203.0.113.9",

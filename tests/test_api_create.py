@@ -1,22 +1,15 @@
-"""POST /api/v1/waitpoints/tokens: every field rule of the contract."""
+"""POST /api/v1/waitpoints/tokens: every field rule of docs/api.md."""
 
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from .conftest import TOKENS
+from .support import TOKENS, Api, error_of
 
 
 def parse_iso(text):
     assert text.endswith("Z") and len(text) == 24, text
     return datetime.fromisoformat(text)
-
-
-def error_of(response, status):
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert set(body) == {"error"}
-    return body["error"]
 
 
 def test_it_creates_a_token_with_an_empty_body(api, client):
@@ -35,8 +28,6 @@ def test_it_creates_a_token_with_an_empty_body(api, client):
 
 
 def test_it_uses_the_public_url_for_callback_urls(app_factory, api_key):
-    from .conftest import Api
-
     app = app_factory(WAITPOINT_PUBLIC_URL="https://approvals.example.com")
     token = Api(app.test_client(), api_key).create()
     assert token["url"].startswith("https://approvals.example.com/api/v1/waitpoints/tokens/")
@@ -228,8 +219,6 @@ def test_it_requires_a_valid_api_key(client, api, header):
 
 
 def test_a_revoked_key_is_refused(app, client, api_key, runner):
-    from .conftest import Api
-
     Api(client, api_key).create()
     result = runner.invoke(args=["keys", "revoke", api_key])
     assert result.exit_code == 0, result.output

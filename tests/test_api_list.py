@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.domain import lifecycle
+from app.domain import lifecycle, stored
 from app.domain.timeutil import utcnow
+from app.models import Token
 
-from .conftest import TOKENS
-from .test_api_create import error_of
+from .support import TOKENS, error_of
 
 
 def listing(api, **params):
@@ -93,7 +93,7 @@ def test_status_filter_uses_effective_status(app, api):
     with app.app_context():  # move one deadline into the past without sweeping
         from app.extensions import db
 
-        token = lifecycle.find_token(overdue)
+        token = db.session.get(Token, stored.find_token(overdue).pk)  # the ORM row, to edit
         token.timeout_at = utcnow() - timedelta(seconds=1)
         for tag in token_tags(token):
             tag.timeout_at = token.timeout_at
@@ -150,7 +150,7 @@ def test_created_at_filters(app, api):
     with app.app_context():
         from app.extensions import db
 
-        lifecycle.find_token(old).created_at = utcnow() - timedelta(days=2)
+        db.session.get(Token, stored.find_token(old).pk).created_at = utcnow() - timedelta(days=2)
         db.session.commit()
     new = api.create(tags=["t"])["id"]
     assert ids(listing(api, **{"filter[createdAt][period]": "1d"})) == [new]

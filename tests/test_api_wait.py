@@ -10,8 +10,7 @@ import pytest
 from app.domain import lifecycle
 from app.domain.timeutil import utcnow
 
-from .conftest import TOKENS, Api
-from .test_api_create import error_of
+from .support import TOKENS, Api, error_of
 
 
 def wait_in_thread(app, key, token_id, timeout="10s"):
@@ -93,6 +92,7 @@ def test_waiting_needs_the_tokens_project(api, other_api):
     assert error_of(other_api.get(f"{TOKENS}/{token['id']}/wait?timeout=1s"), 404)
 
 
+@pytest.mark.slow
 def test_waiters_beyond_capacity_answer_at_once_and_leaving_frees_a_slot(tmp_path):
     """One worker holding at most 2 waiters: a third is answered at once; a client that
     hangs up frees its slot within about a second."""

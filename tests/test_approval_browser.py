@@ -7,6 +7,8 @@ from playwright.sync_api import expect
 
 from .browser import LiveApi, serious_violations
 
+pytestmark = pytest.mark.slow
+
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 
 

@@ -8,25 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.domain import lifecycle
+from app.domain import lifecycle, stored
 from app.domain.timeutil import isoformat, utcnow
 from app.extensions import db
 from app.models import Completion
 
-from .conftest import TOKENS, Api
-from .test_api_create import error_of
+from .support import TOKENS, Api, callback_path, decide_path, error_of
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-
-
-def path_of(token):
-    return token["url"].removeprefix("http://localhost")
-
-
-def decide_path(token):
-    return (
-        path_of(token).replace("/api/v1/waitpoints/tokens/", "/approve/").replace("/callback/", "/")
-    )
 
 
 def csrf_from(html):
@@ -51,8 +40,8 @@ def csrf_api(browser_client, api_key):
 def test_get_never_changes_state(app, api, client):
     token = api.create(title="Deploy?", timeout="1h")
     for _ in range(3):
-        assert client.get(path_of(token)).status_code == 200
-        assert client.head(path_of(token)).status_code == 200
+        assert client.get(callback_path(token)).status_code == 200
+        assert client.head(callback_path(token)).status_code == 200
     assert api.retrieve(token["id"])["status"] == "WAITING"
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Completion)) == 0
@@ -60,7 +49,7 @@ def test_get_never_changes_state(app, api, client):
 
 def test_a_decision_without_a_csrf_token_is_refused(csrf_api, browser_client):
     token = csrf_api.create()
-    browser_client.get(path_of(token))  # a session exists, but no token is sent
+    browser_client.get(callback_path(token))  # a session exists, but no token is sent
     response = browser_client.post(decide_path(token), data={"approve": "Approve"})
     assert response.status_code == 400
     assert "not recorded" in response.get_data(as_text=True)
@@ -71,8 +60,8 @@ def test_a_decision_without_a_csrf_token_is_refused(csrf_api, browser_client):
 def test_a_decision_with_a_foreign_csrf_token_is_refused(csrf_api, csrf_app, browser_client):
     token = csrf_api.create()
     other = csrf_app.test_client()
-    stolen = csrf_from(other.get(path_of(token)).get_data(as_text=True))
-    browser_client.get(path_of(token))
+    stolen = csrf_from(other.get(callback_path(token)).get_data(as_text=True))
+    browser_client.get(callback_path(token))
     response = browser_client.post(
         decide_path(token), data={"csrf_token": stolen, "approve": "Approve"}
     )
@@ -82,7 +71,7 @@ def test_a_decision_with_a_foreign_csrf_token_is_refused(csrf_api, csrf_app, bro
 
 def test_approving_records_the_decision_and_redirects_with_303(csrf_api, browser_client):
     token = csrf_api.create(title="Ship it?")
-    html = browser_client.get(path_of(token)).get_data(as_text=True)
+    html = browser_client.get(callback_path(token)).get_data(as_text=True)
     response = browser_client.post(
         decide_path(token),
         data={
@@ -95,7 +84,7 @@ def test_approving_records_the_decision_and_redirects_with_303(csrf_api, browser
         environ_base={"REMOTE_ADDR": "198.51.100.7"},
     )
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(path_of(token))
+    assert response.headers["Location"].endswith(callback_path(token))
     done = csrf_api.retrieve(token["id"])
     assert done["status"] == "COMPLETED"
     assert json.loads(done["output"]) == {"approved": True, "comment": "LGTM", "approver": "Ada"}
@@ -104,20 +93,20 @@ def test_approving_records_the_decision_and_redirects_with_303(csrf_api, browser
     assert decision["comment"] == "LGTM" and decision["source"] == "page"
     assert decision["ip"] == "198.51.100.7" and decision["userAgent"] == "Mozilla/5.0 test"
     assert decision["decidedAt"] == done["completedAt"]
-    page = browser_client.get(path_of(token)).get_data(as_text=True)
+    page = browser_client.get(callback_path(token)).get_data(as_text=True)
     assert "Thank you: you approved" in page
     assert "Approved by Ada" in page and "<form" not in page.split("<main")[1]
 
 
 def test_rejecting_without_a_name_stores_null_approver(csrf_api, browser_client):
     token = csrf_api.create()
-    html = browser_client.get(path_of(token)).get_data(as_text=True)
+    html = browser_client.get(callback_path(token)).get_data(as_text=True)
     browser_client.post(
         decide_path(token), data={"csrf_token": csrf_from(html), "reject": "Reject"}
     )
     output = json.loads(csrf_api.retrieve(token["id"])["output"])
     assert output == {"approved": False, "comment": "", "approver": None}
-    page = " ".join(browser_client.get(path_of(token)).get_data(as_text=True).split())
+    page = " ".join(browser_client.get(callback_path(token)).get_data(as_text=True).split())
     assert '<p class="outcome-title"> Rejected <span class="outcome-time">at' in page
 
 
@@ -163,9 +152,9 @@ def test_an_untitled_closed_request_does_not_ask_for_approval(app, api, client, 
         api.post(f"{TOKENS}/{token['id']}/complete", json={"data": 1})
     else:
         with app.app_context():
-            row = lifecycle.find_token(token["id"])
+            row = stored.find_token(token["id"])
             lifecycle.time_out_now(row.pk, lifecycle.CompletionRecord(source="dashboard"))
-    page = client.get(path_of(token)).get_data(as_text=True)
+    page = client.get(callback_path(token)).get_data(as_text=True)
     assert f'<h1 id="card-title">{heading}</h1>' in page
     assert "Your approval is requested" not in page
 
@@ -173,7 +162,7 @@ def test_an_untitled_closed_request_does_not_ask_for_approval(app, api, client, 
 def test_an_unexpected_error_on_the_approval_page_is_an_html_page(app_factory, api, tmp_path):
     token = api.create()
     broken = app_factory(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
-    response = broken.test_client().get(path_of(token))
+    response = broken.test_client().get(callback_path(token))
     assert response.status_code == 500
     assert response.mimetype == "text/html"
     assert "Something went wrong" in response.get_data(as_text=True)
@@ -204,26 +193,41 @@ def test_the_probe_is_204_while_waiting_then_the_final_card(api, client):
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "field", "message"),
     [
-        ({}, "Choose Approve or Reject."),
-        ({"approve": "Approve", "reject": "Reject"}, "Choose Approve or Reject."),
-        ({"approve": "Approve", "approver": "x" * 101}, "Your name (optional): Field cannot"),
-        ({"reject": "Reject", "comment": "x" * 2001}, "Comment (optional): Field cannot"),
+        ({}, None, "Choose Approve or Reject."),
+        ({"approve": "Approve", "reject": "Reject"}, None, "Choose Approve or Reject."),
+        (
+            {"approve": "Approve", "approver": "x" * 101},
+            "approver",
+            "Field cannot be longer than 100 characters.",
+        ),
+        (
+            {"reject": "Reject", "comment": "x" * 2001},
+            "comment",
+            "Field cannot be longer than 2000 characters.",
+        ),
     ],
 )
-def test_an_invalid_decision_is_shown_and_not_stored(api, client, data, message):
+def test_an_invalid_decision_is_shown_and_not_stored(api, client, data, field, message):
     token = api.create()
     response = client.post(decide_path(token), data=data)
     assert response.status_code == 422
-    assert message in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    if field is None:
+        assert f"<p>{message}</p>" in page  # the form's own error, above the fields
+    else:  # next to its field, and tied to it for screen readers
+        assert f'<p id="{field}-error" class="field-error" role="alert">{message}</p>' in page
+        control = re.search(rf'<(?:input|textarea)[^>]* id="{field}"[^>]*>', page).group(0)
+        assert 'aria-invalid="true"' in control
+        assert f'aria-describedby="{field}-error"' in control
     assert api.retrieve(token["id"])["status"] == "WAITING"
 
 
 def test_the_json_callback_still_works_with_csrf_on(csrf_api, browser_client):
     token = csrf_api.create()
-    browser_client.get(path_of(token))
-    response = browser_client.post(path_of(token), json={"approved": True})
+    browser_client.get(callback_path(token))
+    response = browser_client.post(callback_path(token), json={"approved": True})
     assert response.get_json() == {"success": True, "applied": True, "status": "COMPLETED"}
 
 
@@ -246,15 +250,15 @@ def assert_secure(response):
 
 def test_every_page_response_has_the_security_headers(api, client):
     token = api.create()
-    assert_secure(client.get(path_of(token)))
-    assert_secure(client.get(path_of(token)[:-2] + "00"))
+    assert_secure(client.get(callback_path(token)))
+    assert_secure(client.get(callback_path(token)[:-2] + "00"))
     decided = client.post(decide_path(token), data={"approve": "Approve"}, follow_redirects=True)
     assert_secure(decided)
 
 
 def test_a_tampered_url_is_a_friendly_404_revealing_nothing(api, client):
     token = api.create()
-    path = path_of(token)
+    path = callback_path(token)
     tampered = client.get(path[:-4] + "beef")
     unknown = client.get(path.replace(token["id"], "waitpoint_" + "z" * 25))
     assert tampered.status_code == unknown.status_code == 404
@@ -270,7 +274,7 @@ def test_a_tampered_url_is_a_friendly_404_revealing_nothing(api, client):
 def test_text_from_the_token_is_always_escaped(api, client):
     token = api.create(title=XSS, description=XSS, details={XSS: XSS}, tags=[XSS[:120]])
     client.post(decide_path(token), data={"approve": "Approve", "approver": XSS, "comment": XSS})
-    html = client.get(path_of(token)).get_data(as_text=True)
+    html = client.get(callback_path(token)).get_data(as_text=True)
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
 
@@ -284,7 +288,7 @@ def test_a_timed_out_token_says_so(app, api, client):
     token = api.create(timeout="1m")
     with app.app_context():
         lifecycle.expire_due(utcnow() + timedelta(minutes=2))
-    html = client.get(path_of(token)).get_data(as_text=True)
+    html = client.get(callback_path(token)).get_data(as_text=True)
     assert "Timed out" in html and "expired" in html and "<form" not in html
     response = client.post(decide_path(token), data={"approve": "Approve"}, follow_redirects=True)
     assert "Your response was not recorded" in response.get_data(as_text=True)

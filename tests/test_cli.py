@@ -5,7 +5,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import ApiKey
 
-from .conftest import TOKENS
+from .support import TOKENS
 
 
 def test_keys_create_prints_the_key_last_and_stores_only_its_hash(app, runner, client):

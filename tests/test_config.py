@@ -25,6 +25,9 @@ from .support import ROOT, waitpoint_command
         ({"WAITPOINT_ENV": "staging"}, "WAITPOINT_ENV"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"WAITPOINT_ENV": "production"}, "SECRET_KEY"),
+        ({"WAITPOINT_PASSWORD_HASH": "md5"}, "WAITPOINT_PASSWORD_HASH"),
+        ({"WAITPOINT_PASSWORD_HASH": "pbkdf2:sha256:0"}, "WAITPOINT_PASSWORD_HASH"),
+        ({"WAITPOINT_PASSWORD_HASH": "scrypt:1000:8:1"}, "WAITPOINT_PASSWORD_HASH"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_it(tmp_path, environ, named):
@@ -52,6 +55,7 @@ def test_defaults(tmp_path):
     assert config["WAITPOINT_PUBLIC_URL"] is None
     assert config["WAITPOINT_CREATE_MAX_BYTES"] == 65536
     assert config["WAITPOINT_COMPLETE_MAX_BYTES"] == 1048576
+    assert config["WAITPOINT_PASSWORD_HASH"] == "scrypt"  # werkzeug's default
 
 
 def test_long_poll_capacity_follows_the_threads(tmp_path):
@@ -73,6 +77,7 @@ def test_values_are_read(tmp_path):
             "WAITPOINT_PUBLIC_URL": "https://approvals.example.com/",
             "WAITPOINT_SCHEDULER": "off",
             "WAITPOINT_COMPLETE_MAX_BYTES": "2048",
+            "WAITPOINT_PASSWORD_HASH": " pbkdf2:sha512:2000 ",
             "SECRET_KEY": "x" * 32,
             "WAITPOINT_ENV": "production",
         },
@@ -82,6 +87,7 @@ def test_values_are_read(tmp_path):
     assert config["SESSION_COOKIE_SECURE"] is True
     assert config["WAITPOINT_SCHEDULER"] is False
     assert config["WAITPOINT_COMPLETE_MAX_BYTES"] == 2048
+    assert config["WAITPOINT_PASSWORD_HASH"] == "pbkdf2:sha512:2000"
 
 
 def test_the_app_factory_refuses_bad_configuration(tmp_path):
@@ -89,6 +95,7 @@ def test_the_app_factory_refuses_bad_configuration(tmp_path):
         create_app(environ={"WAITPOINT_SCHEDULER": "sometimes", "SECRET_KEY": "x" * 32})
 
 
+@pytest.mark.slow
 def test_the_command_line_reports_a_bad_value_and_exits(tmp_path):
     done = subprocess.run(
         [*waitpoint_command(), "keys", "list"],

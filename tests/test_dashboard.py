@@ -2,7 +2,6 @@
 
 import json
 import re
-import subprocess
 import time
 
 import pytest
@@ -10,8 +9,7 @@ import pytest
 from app.domain import accounts
 from app.domain.timeutil import utcnow
 
-from .conftest import TOKENS, Api
-from .support import ROOT, waitpoint_command
+from .support import TOKENS, Api
 
 PASSWORD = "correct horse battery staple"
 XSS = '<script>alert("x")</script>'
@@ -46,22 +44,11 @@ def board(client, project_id=1, **params):
 # Accounts ------------------------------------------------------------------------------
 
 
-def test_users_cli_reads_the_password_from_stdin_never_a_flag(tmp_path, database_url):
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "SECRET_KEY": "x" * 32}
-
+def test_users_cli_reads_the_password_from_stdin_never_a_flag(runner):
     def run(*args, stdin=""):
-        return subprocess.run(
-            [*waitpoint_command(), *args],
-            cwd=ROOT,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return runner.invoke(args=["users", *args], input=stdin)
 
     created = run(
-        "users",
         "create",
         "--email",
         "Op@Example.com",
@@ -71,40 +58,25 @@ def test_users_cli_reads_the_password_from_stdin_never_a_flag(tmp_path, database
         "beta",
         stdin=PASSWORD + "\n",
     )
-    assert created.returncode == 0, created.stderr
-    assert "op@example.com" in created.stdout and PASSWORD not in created.stdout
-    assert (
-        run(
-            "users", "create", "--email", "x@example.com", "--project", "a", "--password", PASSWORD
-        ).returncode
-        == 2
-    )
-    assert (
-        "at least 10"
-        in run(
-            "users", "create", "--email", "y@example.com", "--project", "a", stdin="short\n"
-        ).stderr
-    )
-    assert (
-        "already exists"
-        in run(
-            "users", "create", "--email", "op@example.com", "--project", "a", stdin=PASSWORD + "\n"
-        ).stderr
-    )
-    assert (
-        run("users", "add-project", "--email", "op@example.com", "--project", "gamma").returncode
-        == 0
-    )
-    assert "op@example.com\talpha, beta, gamma" in run("users", "list").stdout
-    assert run("users", "delete", "--email", "op@example.com").returncode == 0
-    assert run("users", "list").stdout.strip() == "no users"
+    assert created.exit_code == 0, created.output
+    assert "op@example.com" in created.stdout and PASSWORD not in created.output
+    flag = run("create", "--email", "x@example.com", "--project", "a", "--password", PASSWORD)
+    assert flag.exit_code == 2
+    short = run("create", "--email", "y@example.com", "--project", "a", stdin="short\n")
+    assert "at least 10" in short.stderr
+    again = run("create", "--email", "op@example.com", "--project", "a", stdin=PASSWORD + "\n")
+    assert "already exists" in again.stderr
+    assert run("add-project", "--email", "op@example.com", "--project", "gamma").exit_code == 0
+    assert "op@example.com\talpha, beta, gamma" in run("list").stdout
+    assert run("delete", "--email", "op@example.com").exit_code == 0
+    assert run("list").stdout.strip() == "no users"
 
 
-def test_passwords_are_stored_hashed(app, users):
+def test_passwords_are_stored_hashed_with_the_configured_method(app, users):
     with app.app_context():
         user = accounts.find_user("alice@example.com")
         assert PASSWORD not in user.password_hash
-        assert user.password_hash.startswith(("scrypt:", "pbkdf2:"))
+        assert user.password_hash.startswith(app.config["WAITPOINT_PASSWORD_HASH"] + "$")
 
 
 def test_login_sets_a_safe_session_cookie_and_logout_clears_it(client, users):
@@ -363,10 +335,10 @@ def test_time_out_now_is_recorded_with_who(alice, api, app):
     assert alice.post(f"/dashboard/p/1/tokens/{token}/time-out").status_code == 303
     done = api.retrieve(token)
     assert done["status"] == "TIMED_OUT" and done["outputIsError"] is True
-    from app.domain import lifecycle
+    from app.domain import stored
 
     with app.app_context():
-        record = lifecycle.find_token(token).completion
+        record = stored.find_token(token).completion
         assert (record.source, record.actor) == ("dashboard", "alice@example.com")
     assert board(alice, status="TIMED_OUT")[0] == [token]
 
@@ -410,9 +382,9 @@ def test_a_nul_in_a_query_parameter_is_400_naming_it(alice, path, params):
 
 
 @pytest.mark.parametrize("project_id", ["0", "2147483648", "99999999999999999999", "-1"])
-@pytest.mark.parametrize("page", ["tokens", "tags", "tokens/waitpoint_abc"])
-def test_a_project_id_out_of_range_is_404(alice, project_id, page):
-    assert alice.get(f"/dashboard/p/{project_id}/{page}").status_code == 404
+@pytest.mark.parametrize("view", ["tokens", "tags", "tokens/waitpoint_abc"])
+def test_a_project_id_out_of_range_is_404(alice, project_id, view):
+    assert alice.get(f"/dashboard/p/{project_id}/{view}").status_code == 404
     assert alice.get("/dashboard/p/1/tokens/waitpoint_%00").status_code == 404
 
 
@@ -452,4 +424,17 @@ def test_nul_in_an_action_comment_is_refused(alice, api):
         f"/dashboard/p/1/tokens/{token}/decide", data={"approve": "1", "comment": "a\u0000b"}
     )
     assert response.status_code == 422
+    assert api.retrieve(token)["status"] == "WAITING"
+
+
+def test_an_operators_invalid_comment_is_shown_next_to_the_field(alice, api):
+    token = api.create()["id"]
+    response = alice.post(
+        f"/dashboard/p/1/tokens/{token}/decide", data={"approve": "1", "comment": "x" * 2001}
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    error = "Field cannot be longer than 2000 characters."
+    assert f'<p id="comment-error" class="field-error" role="alert">{error}</p>' in page
+    assert 'aria-describedby="comment-hint comment-error"' in page
     assert api.retrieve(token)["status"] == "WAITING"

@@ -3,11 +3,12 @@
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+import pytest
 
 from app.infra.database import _WriterQueue
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support import ROOT, make_app
 
 OTHER_PROCESS = """
 import sys, time
@@ -22,6 +23,7 @@ writers.release()
 """
 
 
+@pytest.mark.slow
 def test_a_writer_of_another_process_waits_until_the_lock_is_released(tmp_path):
     database = str(tmp_path / "waitpoint.db")
     writers = _WriterQueue(database)
@@ -57,6 +59,7 @@ print("released", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_a_writer_gives_up_at_the_timeout_and_the_lock_still_passes_on(tmp_path):
     from app.infra.database import WriterTimeout
 
@@ -85,13 +88,12 @@ def test_a_writer_gives_up_at_the_timeout_and_the_lock_still_passes_on(tmp_path)
         holder.stdout.close()
 
 
+@pytest.mark.slow
 def test_a_request_that_waits_too_long_to_write_gets_a_503_with_retry_after(tmp_path):
     # Its own SQLite database whatever engine the suite runs on: the queue is SQLite's.
     from flask_migrate import upgrade
 
     from app.cli import create_api_key
-
-    from .conftest import make_app
 
     database = tmp_path / "waitpoint.db"
     app = make_app(f"sqlite:///{database}", WAITPOINT_SQLITE_BUSY_TIMEOUT=0.3)

@@ -16,15 +16,13 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.domain import lifecycle
+from app.domain import stored
 from app.domain.timeutil import isoformat, utcnow
 from app.extensions import db
 from app.infra.database import write_transaction
 from app.models import Token
 
-from .support import on_postgresql, server_on_new_database
-
-TOKENS = "/api/v1/waitpoints/tokens"
+from .support import TOKENS, on_postgresql, server_on_new_database
 
 
 def hold_the_write_path(app, token_pk: int, held: threading.Event, release: threading.Event):
@@ -48,7 +46,7 @@ def hold_the_write_path(app, token_pk: int, held: threading.Event, release: thre
 def write_path_held(app, token_id: str):
     """Inside, the token cannot be written (``hold_the_write_path``); released on leaving."""
     with app.app_context():
-        pk = lifecycle.find_token(token_id).pk
+        pk = stored.find_token(token_id).pk
     held, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=hold_the_write_path, args=(app, pk, held, release))
     holder.start()

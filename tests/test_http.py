@@ -5,7 +5,7 @@ from openapi_spec_validator import validate
 
 from app.api import schemas
 
-from .conftest import TOKENS
+from .support import TOKENS
 
 
 def test_healthz_checks_the_database(client):

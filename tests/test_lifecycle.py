@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.domain import lifecycle
+from app.domain import lifecycle, stored
 from app.domain.timeutil import utcnow
 from app.extensions import db
 from app.models import Token, TokenTag
@@ -57,7 +57,7 @@ def test_completion_copies_the_status_to_tags_and_records_the_source(app, api_ke
         assert lifecycle.complete_token(token.pk, '{"a":2}', record, NOW) is False
         assert tag_statuses(token) == {"COMPLETED"}
         db.session.expire_all()
-        reloaded = lifecycle.find_token(lifecycle.public_id_of(token))
+        reloaded = stored.find_token(token.id)
         assert reloaded.output == '{"a":1}'
         assert (reloaded.completion.source, reloaded.completion.actor) == ("api", "wp_abc")
 
@@ -72,7 +72,7 @@ def test_an_expired_idempotency_key_makes_a_new_token(app, api_key):
         fresh, cached = lifecycle.create_token(1, new, NOW + timedelta(minutes=5))
         assert cached is False and fresh.pk != first.pk
         # The old token keeps its key for display; the new one owns it now.
-        assert lifecycle.find_token(lifecycle.public_id_of(first)).idempotency_key == "k"
+        assert stored.find_token(first.id).idempotency_key == "k"
         latest, cached = lifecycle.create_token(1, new, NOW + timedelta(minutes=6))
         assert (latest.pk, cached) == (fresh.pk, True)
 
@@ -105,7 +105,7 @@ def test_a_completion_written_after_the_deadline_times_the_token_out(app, api_ke
         assert lifecycle.complete_token(token.pk, '{"late":true}', record) is False
         assert stored_status(token) == "TIMED_OUT"
         assert tag_statuses(token) == {"TIMED_OUT"}
-        assert lifecycle.completion_of(token.pk) is None
+        assert stored.token_by_pk(token.pk).completion is None
 
 
 def test_the_expire_command_prints_the_count(app, runner, api_key):

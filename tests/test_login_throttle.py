@@ -39,7 +39,7 @@ def failures(app, key: str) -> int | None:
 
 
 def as_if_failed(app, key: str, count: int) -> None:
-    """Set a counter as if ``count`` logins had failed (each real one costs a scrypt)."""
+    """Set a counter as if ``count`` logins had failed (each real one hashes a password)."""
     with app.app_context():
         db.session.execute(
             update(LoginThrottle).where(LoginThrottle.key == key).values(failures=count)

@@ -23,8 +23,14 @@ from app.infra import metrics
 from app.infra.scheduler import sweep_once
 from app.models import Project, Token
 
-from .conftest import TOKENS, Api
-from .support import ServerProcess, on_postgresql, server_on_new_database
+from .support import (
+    TOKENS,
+    Api,
+    ServerProcess,
+    callback_path,
+    on_postgresql,
+    server_on_new_database,
+)
 
 CALLBACK_ROUTE = "/api/v1/waitpoints/tokens/<token_id>/callback/<signature>"
 
@@ -45,14 +51,10 @@ def value(exposition: str, metric: str, **labels) -> float:
     return 0.0
 
 
-def path_of(url: str) -> str:
-    return "/api/" + url.split("/api/", 1)[1]
-
-
 def test_requests_are_counted_by_route_never_by_their_path(client, api):
     before = scrape(client)
     token = api.create(timeout="1h")
-    assert client.post(path_of(token["url"]), json={"ok": True}).status_code == 200
+    assert client.post(callback_path(token), json={"ok": True}).status_code == 200
     after = scrape(client)
 
     callback = {"method": "POST", "route": CALLBACK_ROUTE}
@@ -113,7 +115,7 @@ def test_the_lifecycle_counts_tokens_created_completed_and_timed_out(app, client
     done = api.create(timeout="1h", idempotencyKey="k")
     api.create(timeout="1h", idempotencyKey="k")  # a replay: not a new token
     late = api.create(timeout="1h")
-    client.post(path_of(done["url"]), json={})
+    client.post(callback_path(done), json={})
     _move_deadline(app, late["id"], seconds_ago=1)
     assert sweep_once(app) == 1
     after = scrape(client)

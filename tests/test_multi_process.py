@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 
-from .support import ServerProcess, create_database, drop_database
+from .support import TOKENS, ServerProcess, create_database, drop_database
 
-TOKENS = "/api/v1/waitpoints/tokens"
+pytestmark = pytest.mark.slow
 
 
 def test_two_servers_never_time_out_or_decide_a_token_twice(tmp_path):

@@ -5,11 +5,12 @@ import signal
 import time
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 
-from .support import ServerProcess, create_database, drop_database
+from .support import TOKENS, ServerProcess, create_database, drop_database
 
-TOKENS = "/api/v1/waitpoints/tokens"
+pytestmark = pytest.mark.slow
 
 
 def stored_statuses(database_url, public_ids):

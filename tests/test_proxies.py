@@ -3,8 +3,7 @@ operator says how many proxies to trust (WAITPOINT_TRUSTED_PROXIES)."""
 
 import pytest
 
-from .conftest import Api
-from .test_approval_pages import decide_path
+from .support import Api, decide_path
 
 FORWARDED = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "X-Forwarded-Proto": "https"}
 

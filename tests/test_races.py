@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-TOKENS = "/api/v1/waitpoints/tokens"
+from .support import TOKENS
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

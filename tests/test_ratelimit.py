@@ -18,9 +18,17 @@ from app.extensions import db
 from app.web.ratelimit import Limiter, address_key
 from app.web.ratelimit_storage import PostgresCounters, SqliteCounters
 
-from .conftest import TOKENS, Api
-from .support import SECRET, ServerProcess, create_database, drop_database, on_postgresql
-from .test_approval_pages import decide_path, path_of
+from .support import (
+    SECRET,
+    TOKENS,
+    Api,
+    ServerProcess,
+    callback_path,
+    create_database,
+    decide_path,
+    drop_database,
+    on_postgresql,
+)
 
 ELSEWHERE = {"REMOTE_ADDR": "198.51.100.7"}
 
@@ -100,28 +108,28 @@ def test_callback_urls_are_limited_per_address_as_json_or_as_a_page(app_factory)
     app, api, _ = build(app_factory, callback="4/minute")
     token = api.create(timeout="1h")  # API calls do not count here
     client = app.test_client()
-    assert client.get(path_of(token)).status_code == 200
+    assert client.get(callback_path(token)).status_code == 200
     assert client.get(decide_path(token) + "/card").status_code == 204
-    assert client.post(path_of(token), json={"approved": True}).status_code == 200
-    assert client.post(path_of(token), json={}).status_code == 200
-    assert_json_429(client.post(path_of(token), json={}), "callback URL")
-    assert_html_429(client.get(path_of(token)))  # the approval page, though under /api/
+    assert client.post(callback_path(token), json={"approved": True}).status_code == 200
+    assert client.post(callback_path(token), json={}).status_code == 200
+    assert_json_429(client.post(callback_path(token), json={}), "callback URL")
+    assert_html_429(client.get(callback_path(token)))  # the approval page, though under /api/
     assert_html_429(client.post(decide_path(token), data={"approve": "Approve"}))
-    assert client.post(path_of(token), json={}, environ_base=ELSEWHERE).status_code == 200
+    assert client.post(callback_path(token), json={}, environ_base=ELSEWHERE).status_code == 200
 
 
 def test_invalid_callback_urls_are_limited_per_address(app_factory):
     app, api, _ = build(app_factory, callback_failures="3/minute")
     token = api.create(timeout="1h")
-    wrong = path_of(token)[:-8] + "00000000"
-    unknown = path_of(token).replace(token["id"], "waitpoint_" + "x" * 25)
+    wrong = callback_path(token)[:-8] + "00000000"
+    unknown = callback_path(token).replace(token["id"], "waitpoint_" + "x" * 25)
     client = app.test_client()
     assert client.post(wrong, json={}).status_code == 404
     assert client.get(unknown).status_code == 404
     assert client.get(decide_path({"url": wrong}) + "/card").status_code == 404
     assert_json_429(client.post(wrong, json={}), "callback URL")
     assert_html_429(client.get(wrong))
-    assert client.get(path_of(token)).status_code == 200  # valid URLs from there still work
+    assert client.get(callback_path(token)).status_code == 200  # valid URLs from there still work
     assert client.post(wrong, json={}, environ_base=ELSEWHERE).status_code == 404
 
 
@@ -205,7 +213,7 @@ def test_a_failing_storage_refuses_nothing_and_logs_once(app_factory, tmp_path, 
         token = api.create()
         for _ in range(3):
             assert api.get(TOKENS).status_code == 200
-            assert api.client.post(path_of(token), json={}).status_code == 200
+            assert api.client.post(callback_path(token), json={}).status_code == 200
     finally:
         storage.close()
     warnings = [r for r in caplog.records if "rate limits not applied" in r.getMessage()]

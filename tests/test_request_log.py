@@ -13,8 +13,7 @@ import pytest
 
 from app.config import ConfigError, from_environment
 
-from .conftest import TOKENS, Api
-from .support import ServerProcess, create_database, drop_database
+from .support import TOKENS, Api, ServerProcess, create_database, drop_database
 
 OUTPUT_MARKER = "output-that-must-stay-private"
 QUERY_MARKER = "query-that-must-stay-private"

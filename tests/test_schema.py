@@ -6,8 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from app.domain import lifecycle
-from app.domain import token_list as listing
+from app.domain import lifecycle, stored, token_list
 from app.domain.timeutil import utcnow
 from app.extensions import db
 
@@ -51,8 +50,7 @@ def test_timestamps_come_back_timezone_aware_utc(app, api_key):
         token, _ = lifecycle.create_token(
             1, lifecycle.NewToken(timeout_at=utcnow() + timedelta(hours=1)), utcnow()
         )
-        db.session.expire_all()
-        reloaded = lifecycle.find_token(lifecycle.public_id_of(token))
+        reloaded = stored.find_token(token.id)
         assert reloaded.created_at.utcoffset() == timedelta(0)
         assert reloaded.timeout_at.utcoffset() == timedelta(0)
 
@@ -72,7 +70,7 @@ def test_status_and_tag_newest_first_is_an_index_range_scan(app):
     from app.models import Token
 
     with app.app_context():
-        candidates = listing._tag_candidates(1, ("WAITING",), None)
+        candidates = token_list._tag_candidates(1, ("WAITING",), None)
         query = select(Token).where(Token.pk.in_(candidates)).order_by(Token.pk.desc())
         params = {"project_id": 1, "tag_0": "customer:42", "now": utcnow(), "limit": 26}
         plan = plan_of(query.params(params))

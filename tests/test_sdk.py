@@ -28,6 +28,8 @@ from .support import (
     server_on_new_database,
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def sdk(live_server, live_key):

@@ -22,15 +22,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..domain import limits
 from ..domain.jsontext import check_text
 from ..domain.timeutil import MAX_DURATION_CHARS, parse_duration
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
 
-MAX_TAGS = 10
-MAX_DETAILS = 50
-DetailKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MAX_TAGS = limits.TAGS_MAX
+MAX_DETAILS = limits.DETAILS_MAX
+DetailKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.DETAIL_KEY_MAX)]
 DetailValue = Annotated[
-    Annotated[str, StringConstraints(max_length=1000)]
+    Annotated[str, StringConstraints(max_length=limits.DETAIL_VALUE_MAX)]
     | StrictBool
     | StrictInt
     | Annotated[float, Field(allow_inf_nan=False)],
@@ -48,7 +49,9 @@ def tag_rules(tag: str) -> str:
     return tag
 
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(tag_rules)]
+Tag = Annotated[
+    str, StringConstraints(min_length=1, max_length=limits.TAG_MAX), AfterValidator(tag_rules)
+]
 Status = Literal[WAITING, COMPLETED, TIMED_OUT]
 
 DURATION_DOC = (
@@ -79,7 +82,7 @@ class CreateTokenRequest(_Strict):
     idempotencyKey: str | None = Field(
         None,
         min_length=1,
-        max_length=2048,
+        max_length=limits.IDEMPOTENCY_KEY_MAX,
         description="Same key in the same project while not expired returns the original "
         "token with isCached: true.",
     )
@@ -93,15 +96,19 @@ class CreateTokenRequest(_Strict):
     )
     tags: Tag | list[Tag] | None = Field(
         None,
-        description="At most 10 tags of 1..128 characters; kept in order, duplicates removed.",
+        description=f"At most {limits.TAGS_MAX} tags of 1..{limits.TAG_MAX} characters; kept in "
+        "order, duplicates removed.",
     )
     title: str | None = Field(
-        None, min_length=1, max_length=200, description="What is asked, shown as the heading."
+        None,
+        min_length=1,
+        max_length=limits.TITLE_MAX,
+        description="What is asked, shown as the heading.",
     )
     description: str | None = Field(
         None,
         min_length=1,
-        max_length=10_000,
+        max_length=limits.DESCRIPTION_MAX,
         description="Plain text shown on the approval page; line breaks are kept, no markup.",
     )
     details: dict[DetailKey, DetailValue] | None = Field(
@@ -239,11 +246,14 @@ class ListTokensQuery(_Strict):
     tags: str | None = Field(
         None,
         alias="filter[tags]",
-        max_length=MAX_TAGS * 129 - 1,
+        max_length=MAX_TAGS * (limits.TAG_MAX + 1) - 1,
         description="Comma list of at most 10 tags; a token matches if it has any.",
     )
     idempotency_key: str | None = Field(
-        None, alias="filter[idempotencyKey]", min_length=1, max_length=2048
+        None,
+        alias="filter[idempotencyKey]",
+        min_length=1,
+        max_length=limits.IDEMPOTENCY_KEY_MAX,
     )
     period: str | None = Field(
         None,
@@ -287,8 +297,8 @@ class ListTokensQuery(_Strict):
         if value is None:
             return None
         tags = value.split(",")
-        if any(not t or len(t) > 128 for t in tags):
-            raise ValueError("each tag must be 1..128 characters")
+        if any(not t or len(t) > limits.TAG_MAX for t in tags):
+            raise ValueError(f"each tag must be 1..{limits.TAG_MAX} characters")
         for tag in tags:
             tag_rules(tag)
         if len(set(tags)) > MAX_TAGS:

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from ..domain import lifecycle
 from ..domain.capability import callback_url
+from ..domain.stored import StoredToken
 from ..domain.timeutil import isoformat
-from ..models import COMPLETED, TIMED_OUT, WAITING, Token
+from ..models import COMPLETED, TIMED_OUT
 
 
 def token_json(
-    token: Token, now: datetime, *, with_output: bool = False, base_url: str | None = None
+    token: StoredToken, now: datetime, *, with_output: bool = False, base_url: str | None = None
 ) -> dict:
     """``token`` as stored: settle overdue tokens first (``lifecycle.settle_overdue``).
 
     ``base_url``: the service's public URL, when serializing many tokens in one go.
     """
-    public_id = lifecycle.public_id_of(token)
     status = token.status
-    item: dict = {"id": public_id, "url": callback_url(public_id, base_url), "status": status}
+    item: dict = {"id": token.id, "url": callback_url(token.id, base_url), "status": status}
     if token.idempotency_key is not None:
         item["idempotencyKey"] = token.idempotency_key
     if token.idempotency_key_expires_at is not None:
@@ -31,7 +30,7 @@ def token_json(
         item["completedAt"] = isoformat(token.finished_at)
     elif status == TIMED_OUT:
         item["completedAt"] = isoformat(token.timeout_at)
-    item["tags"] = json.loads(token.tags_json)
+    item["tags"] = token.tags
     item["createdAt"] = isoformat(token.created_at)
     if with_output:
         if status == TIMED_OUT:
@@ -46,22 +45,20 @@ def token_json(
     return item
 
 
-def _add_request_fields(item: dict, token: Token) -> None:
+def _add_request_fields(item: dict, token: StoredToken) -> None:
     if token.title is not None:
         item["title"] = token.title
     if token.description is not None:
         item["description"] = token.description
     if token.details_json is not None:
-        item["details"] = json.loads(token.details_json)
-    if token.status == WAITING:
-        return  # no completion record yet: skip the lookup
-    completion = lifecycle.completion_of(token.pk)
+        item["details"] = token.details
+    completion = token.completion
     if completion is not None and completion.approved is not None:
         decision = {
             "approved": completion.approved,
             "approver": completion.actor,
             "comment": completion.comment or "",
-            "decidedAt": isoformat(completion.created_at),
+            "decidedAt": isoformat(completion.at),
             "source": completion.source,
             "ip": completion.ip,
             "userAgent": completion.user_agent,

@@ -1,4 +1,4 @@
-"""Waitpoint token routes of the wire contract (``shared/CONTRACT.md``).
+"""Waitpoint token routes, as the API reference describes them (``docs/api.md``).
 
 Views translate HTTP only: parse and validate, call one lifecycle or listing
 function, serialize.
@@ -9,17 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app, g, jsonify, request
-from sqlalchemy import Row
 
-from ..domain import capability, lifecycle
-from ..domain import token_list as listing
+from ..domain import capability, lifecycle, stored, token_list
+from ..domain.stored import StoredToken
 from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..infra.waiting import client_gone
 from ..models import COMPLETED, WAITING
 from ..web.security import completion_record
 from . import bp
 from .auth import require_api_key
-from .errors import ApiError, parse_model, read_json_body, read_json_object
+from .bodies import parse_model, read_json_body, read_json_object
+from .errors import ApiError
 from .schemas import CompleteTokenRequest, CreateTokenRequest, ListTokensQuery
 from .serialize import token_json
 
@@ -100,7 +100,7 @@ def list_tokens():
     if query.page_after and query.page_before:
         raise ApiError(400, "page[after]: cannot be combined with page[before]")
     now = utcnow()
-    page = listing.list_tokens(
+    page = token_list.list_tokens(
         g.project_id,
         _token_filter(query, now),
         now,
@@ -126,18 +126,18 @@ def _cursor(name: str, value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return listing.decode_cursor(value)
-    except listing.BadCursor as exc:
+        return token_list.decode_cursor(value)
+    except token_list.BadCursor as exc:
         raise ApiError(400, f"{name}: {exc}") from None
 
 
-def _token_filter(query: ListTokensQuery, now: datetime) -> listing.TokenFilter:
+def _token_filter(query: ListTokensQuery, now: datetime) -> token_list.TokenFilter:
     created_from = _instant("filter[createdAt][from]", query.created_from)
     created_to = _instant("filter[createdAt][to]", query.created_to)
     if query.period is not None:
         since = now - parse_duration(query.period)
         created_from = max(created_from, since) if created_from else since
-    return listing.TokenFilter(
+    return token_list.TokenFilter(
         statuses=query.statuses(),
         tags=query.tag_list(),
         idempotency_key_hash=(
@@ -179,24 +179,26 @@ def callback(token_id: str, signature: str):
     return _completion_response(token, lifecycle.to_json_text(data), record)
 
 
-def callback_token(token_id: str, signature: str) -> Row:
+def callback_token(token_id: str, signature: str) -> StoredToken:
     """The token a callback URL names, or 404, the same for a bad signature and an unknown id."""
-    token = lifecycle.token_row(token_id) if capability.signed(token_id, signature) else None
+    token = capability.token_for(token_id, signature)
     if token is None:
         raise ApiError(404, "token: not found (the URL is not valid)")
     return token
 
 
-def _completion_response(token: Row, output: str | None, record: lifecycle.CompletionRecord):
+def _completion_response(
+    token: StoredToken, output: str | None, record: lifecycle.CompletionRecord
+):
     applied = lifecycle.complete_token(token.pk, output, record)
     # Otherwise someone else decided it, or the deadline had passed (then this call
     # stored TIMED_OUT): report what is stored.
-    status = COMPLETED if applied else lifecycle.token_by_pk(token.pk).status
+    status = COMPLETED if applied else stored.token_by_pk(token.pk).status
     return jsonify(success=True, applied=applied, status=status)
 
 
-def _project_token(token_id: str) -> Row:
-    token = lifecycle.token_row(token_id, g.project_id)
+def _project_token(token_id: str) -> StoredToken:
+    token = stored.find_token(token_id, g.project_id)
     if token is None:
         raise ApiError(404, "token: not found")
     return token

@@ -7,59 +7,20 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import datetime
-
 from flask import flash, get_flashed_messages, make_response, redirect, render_template
 from flask_htmx import make_response as htmx_response
 
-from ..domain import capability, lifecycle
+from ..domain import capability, lifecycle, stored
+from ..domain.stored import StoredToken
 from ..domain.timeutil import utcnow
-from ..extensions import db, htmx
-from ..models import TIMED_OUT, WAITING, Token
+from ..extensions import htmx
+from ..models import TIMED_OUT
+from ..web.forms import DecisionForm
 from ..web.security import add_security_headers, completion_record
 from ..web.templating import when_text
 from . import bp
-from .forms import DecisionForm
 
 bp.after_request(add_security_headers)
-
-
-@dataclass(frozen=True)
-class Card:
-    """What the page shows for a token in its current state."""
-
-    token: Token
-    state: str  # waiting | approved | rejected | completed | timed_out
-    decided_at: datetime | None
-    approver: str | None = None
-    comment: str | None = None
-    details: dict | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.state != "waiting"
-
-
-def card_for(token: Token, now: datetime) -> Card:
-    status = lifecycle.settled(token, now).status
-    details = json.loads(token.details_json) if token.details_json else None
-    if status == WAITING:
-        return Card(token, "waiting", None, details=details)
-    if status == TIMED_OUT:
-        return Card(token, "timed_out", token.timeout_at, details=details)
-    completion = token.completion
-    if completion is None or completion.approved is None:
-        return Card(token, "completed", token.finished_at, details=details)
-    return Card(
-        token,
-        "approved" if completion.approved else "rejected",
-        completion.created_at,
-        approver=completion.actor,
-        comment=completion.comment,
-        details=details,
-    )
 
 
 def _urls(public_id: str, signature: str) -> dict:
@@ -74,20 +35,20 @@ def _not_valid():
     return make_response(render_template("approvals/not_found.html"), 404)
 
 
-def _context(token: Token, signature: str, form: DecisionForm | None, notice) -> dict:
+def _context(token: StoredToken, signature: str, form: DecisionForm | None, notice) -> dict:
     return {
-        "card": card_for(token, utcnow()),
+        "token": lifecycle.settled(token, utcnow()),
         "form": form or DecisionForm(),
         "notice": notice,
-        **_urls(lifecycle.public_id_of(token), signature),
+        **_urls(token.id, signature),
     }
 
 
-def _render_card(token: Token, signature: str, form: DecisionForm | None, notice=None):
+def _render_card(token: StoredToken, signature: str, form: DecisionForm | None, notice=None):
     return render_template("approvals/_card.html", **_context(token, signature, form, notice))
 
 
-def _render_page(token: Token, signature: str, form: DecisionForm | None, notice):
+def _render_page(token: StoredToken, signature: str, form: DecisionForm | None, notice):
     return render_template("approvals/page.html", **_context(token, signature, form, notice))
 
 
@@ -106,7 +67,7 @@ def probe(token_id: str, signature: str):
     token = capability.token_for(token_id, signature)
     if token is None:
         return _not_valid()
-    if lifecycle.settled(token, utcnow()).status == WAITING:
+    if lifecycle.settled(token, utcnow()).waiting:
         return "", 204
     return htmx_response(_render_card(token, signature, None), retarget="#card", reswap="outerHTML")
 
@@ -117,15 +78,13 @@ def decide(token_id: str, signature: str):
     if token is None:
         return _not_valid()
     form = DecisionForm()
-    choice = form.choice() if form.validate_on_submit() else None
+    choice = form.validated_choice()
     if choice is None:
-        if not form.errors:
-            form.form_errors.append("Choose Approve or Reject.")
         return _invalid(token, signature, form)
 
     record = completion_record("page", actor=form.approver.data or None)
     applied = lifecycle.decide_token(token.pk, choice, form.comment.data or "", record)
-    db.session.refresh(token)
+    token = stored.token_by_pk(token.pk)
     notice = _notice(applied, choice, token)
     if htmx:
         return _render_card(token, signature, None, notice)
@@ -133,7 +92,7 @@ def decide(token_id: str, signature: str):
     return redirect(capability.callback_path(token_id), code=303)
 
 
-def _notice(applied: bool, approved: bool, token: Token) -> tuple[str, str]:
+def _notice(applied: bool, approved: bool, token: StoredToken) -> tuple[str, str]:
     """The banner after a decision: (category, text). A rejection is not a success."""
     if applied and approved:
         return "success", "Thank you: you approved this request. Nothing else is needed."
@@ -151,7 +110,7 @@ def _notice(applied: bool, approved: bool, token: Token) -> tuple[str, str]:
     )
 
 
-def _invalid(token: Token, signature: str, form: DecisionForm):
+def _invalid(token: StoredToken, signature: str, form: DecisionForm):
     """Re-show the form with its errors: the card for htmx (200, so that htmx swaps it in),
     else the whole page with 422."""
     if htmx:

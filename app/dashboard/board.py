@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
-from ..domain.lifecycle import ID_PREFIX, idempotency_hash
+from ..domain.lifecycle import idempotency_hash
+from ..domain.stored import ID_PREFIX
 from ..domain.token_list import Page, fetch_page, status_condition
 from ..extensions import db
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING, Token, TokenTag

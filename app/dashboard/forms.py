@@ -2,23 +2,14 @@
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..domain.jsontext import parse_json
-from ..web.security import storable_text
 
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
-
-
-class DecisionForm(FlaskForm):
-    comment = TextAreaField(
-        "Comment (optional)", validators=[Optional(), Length(max=2000), storable_text]
-    )
-    approve = SubmitField("Confirm approval")
-    reject = SubmitField("Confirm rejection")
 
 
 class CompleteForm(FlaskForm):

@@ -9,28 +9,25 @@ from urllib.parse import urlencode
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from ..approvals.views import card_for
-from ..domain import accounts, capability, lifecycle
-from ..domain import token_list as listing
+from ..domain import accounts, capability, lifecycle, stored, token_list
 from ..domain.jsontext import check_text
+from ..domain.limits import TAG_MAX, TAGS_MAX
+from ..domain.stored import StoredToken
 from ..domain.timeutil import as_utc, parse_duration, utcnow
 from ..extensions import htmx
-from ..models import STATUSES, Token
+from ..models import STATUSES
+from ..web.forms import DecisionForm
 from ..web.security import add_security_headers, completion_record
+from ..web.templating import STATUS_LABELS
 from . import bp
 from .auth import login_required
 from .board import BoardFilter, board_page, status_counts, tag_suggestions
-from .forms import CompleteForm, DecisionForm, LogoutForm, TimeoutForm
+from .forms import CompleteForm, LogoutForm, TimeoutForm
 
 PAGE_SIZE = 25
-MAX_TAGS = 10
+MAX_TAGS = TAGS_MAX
 PERIODS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
-TABS = (
-    ("WAITING", "Waiting"),
-    ("COMPLETED", "Completed"),
-    ("TIMED_OUT", "Timed out"),
-    ("ALL", "All"),
-)
+TABS = (*STATUS_LABELS.items(), ("ALL", "All"))
 
 
 bp.after_request(add_security_headers)
@@ -65,7 +62,7 @@ class Filters:
             self.status = "WAITING"
         self.errors: list[str] = []
         tags = [t.strip() for t in args.getlist("tag") if t.strip()]
-        self.tags = tuple(dict.fromkeys(t for t in tags if self._usable(t, 128, "Tag")))
+        self.tags = tuple(dict.fromkeys(t for t in tags if self._usable(t, TAG_MAX, "Tag")))
         if len(self.tags) > MAX_TAGS:
             self.errors.append(f"At most {MAX_TAGS} tags at once; using the first {MAX_TAGS}.")
             self.tags = self.tags[:MAX_TAGS]
@@ -115,8 +112,8 @@ class Filters:
         if not value:
             return None
         try:
-            return listing.decode_cursor(value)
-        except listing.BadCursor:
+            return token_list.decode_cursor(value)
+        except token_list.BadCursor:
             self.errors.append("That page link is not valid any more; showing the newest.")
             return None
 
@@ -176,8 +173,6 @@ def tokens(project_id: int):
         "tabs": TABS,
         "periods": PERIODS,
         "now": now,
-        "status_of": lambda token: token.status,
-        "public_id": lifecycle.public_id_of,
     }
     if htmx and htmx.target == "board":
         return render_template("dashboard/_board.html", **context)
@@ -188,13 +183,13 @@ def tokens(project_id: int):
 @login_required
 def tags(project_id: int):
     project = _project(project_id)
-    prefix = request.args.get("tag", "").strip()[:128]
+    prefix = request.args.get("tag", "").strip()[:TAG_MAX]
     return render_template("dashboard/_tag_options.html", tags=tag_suggestions(project.id, prefix))
 
 
 def _token(project_id: int, token_id: str) -> tuple:
     project = _project(project_id)
-    token = lifecycle.find_token(token_id, project.id)
+    token = stored.find_token(token_id, project.id)
     if token is None:
         abort(404)
     return project, token
@@ -213,13 +208,12 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
     context = {
         "project": project,
         "token": token,
-        "card": card_for(token, now),
         "status": token.status,
-        "public_id": lifecycle.public_id_of(token),
-        "callback_url": capability.callback_url(lifecycle.public_id_of(token)),
+        "public_id": token.id,
+        "callback_url": capability.callback_url(token.id),
         "output": output,
-        "details": json.loads(token.details_json) if token.details_json else None,
-        "tags": json.loads(token.tags_json),
+        "details": token.details,
+        "tags": token.tags,
         "decision_form": forms.get("decision") or DecisionForm(),
         "complete_form": forms.get("complete") or CompleteForm(),
         "timeout_form": TimeoutForm(),
@@ -236,13 +230,13 @@ def _record() -> lifecycle.CompletionRecord:
     return completion_record("dashboard", actor=g.user.email)
 
 
-def _after_action(project_id: int, token: Token, applied: bool, done: str):
+def _after_action(project_id: int, token: StoredToken, applied: bool, done: str):
     if applied:
         flash(done, "success")
     else:
         flash("Nothing changed: the token had already been decided.", "warning")
     return redirect(
-        url_for("dashboard.detail", project_id=project_id, token_id=lifecycle.public_id_of(token)),
+        url_for("dashboard.detail", project_id=project_id, token_id=token.id),
         code=303,
     )
 
@@ -252,11 +246,9 @@ def _after_action(project_id: int, token: Token, applied: bool, done: str):
 def decide(project_id: int, token_id: str):
     _, token = _token(project_id, token_id)
     form = DecisionForm()
-    if not form.validate_on_submit() or form.approve.data == form.reject.data:
-        if not form.errors:
-            form.form_errors.append("Choose approve or reject.")
+    approved = form.validated_choice()
+    if approved is None:
         return detail(project_id, token_id, forms={"decision": form}, status=422)
-    approved = bool(form.approve.data)
     applied = lifecycle.decide_token(token.pk, approved, form.comment.data or "", _record())
     return _after_action(project_id, token, applied, "Approved." if approved else "Rejected.")
 

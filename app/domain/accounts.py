@@ -1,10 +1,12 @@
-"""Operator accounts: passwords (scrypt, via werkzeug), projects, login throttling."""
+"""Operator accounts: passwords (werkzeug, scrypt by default), projects, login throttling."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -26,8 +28,17 @@ MAX_FAILURES_PER_IP = 50
 MAX_FAILURES_PER_ACCOUNT = 50
 SLOWED_PACE = timedelta(seconds=10)
 MIN_PASSWORD = 10
-# Checked when the email is unknown, so that a wrong email takes as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("waitpoint-dummy-password")
+
+
+def _hash_password(password: str) -> str:
+    return generate_password_hash(password, current_app.config["WAITPOINT_PASSWORD_HASH"])
+
+
+@cache
+def _dummy_hash(method: str) -> str:
+    """Checked when the email is unknown, so that a wrong email takes as long as a wrong
+    password: hashed with the method new passwords get, once per process."""
+    return generate_password_hash("waitpoint-dummy-password", method)
 
 
 class AccountError(ValueError):
@@ -58,7 +69,7 @@ def project_named(name: str, now: datetime) -> Project:
 def create_user(email: str, password: str, project_names: list[str], now: datetime) -> User:
     email = normalise_email(email)
     check_password_rules(password)
-    password_hash = generate_password_hash(password)  # slow: before taking the write lock
+    password_hash = _hash_password(password)  # slow: before taking the write lock
     write_transaction()
     user = User(email=email, password_hash=password_hash, created_at=now)
     db.session.add(user)
@@ -132,7 +143,8 @@ def log_in(email: str, password: str, ip: str, now: datetime) -> LoginResult:
     if wait is not None:
         return LoginResult(retry_after=wait)
     user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
-    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    method = current_app.config["WAITPOINT_PASSWORD_HASH"]
+    ok = check_password_hash(user.password_hash if user else _dummy_hash(method), password)
     if ok and user is not None:
         write_transaction()
         db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.account_ip))

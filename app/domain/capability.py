@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from ..models import Token
-from . import lifecycle
 from .credentials import callback_signature, callback_signature_ok
+from .stored import StoredToken, find_token
 
 
 def public_base_url() -> str:
@@ -32,6 +31,6 @@ def signed(public_id: str, signature: str) -> bool:
     return callback_signature_ok(current_app.config["SECRET_KEY"], public_id, signature)
 
 
-def token_for(public_id: str, signature: str) -> Token | None:
+def token_for(public_id: str, signature: str) -> StoredToken | None:
     """The token a callback URL names; None alike for a bad signature and an unknown id."""
-    return lifecycle.find_token(public_id) if signed(public_id, signature) else None
+    return find_token(public_id) if signed(public_id, signature) else None

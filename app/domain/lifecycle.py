@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -25,13 +24,12 @@ from ..extensions import db
 from ..infra import metrics
 from ..infra.database import write_transaction
 from ..models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
+from . import stored
 from .credentials import new_public_id
+from .stored import TOKENS, StoredToken
 from .timeutil import isoformat, utcnow
 
 # Hot paths read and write through the tables (SQLAlchemy Core): rows, not ORM objects.
-TOKENS = Token.__table__
-ID_PREFIX = "waitpoint_"
-_PUBLIC_ID = re.compile(r"[a-z0-9]{1,32}", re.ASCII)
 
 # Sent after a commit that decided tokens (``token_pks=[...]``): wakes waiters here.
 token_decided = Namespace().signal("token-decided")
@@ -40,16 +38,7 @@ NOTIFY_CHANNEL = "waitpoint_decided"
 _NOTIFY_CHUNK = 800  # pks per notification: stays under PostgreSQL's 8000-byte payload
 
 
-def public_id_of(token: Token) -> str:
-    return ID_PREFIX + token.public_id
-
-
-def overdue(token, now: datetime) -> bool:
-    """Still stored as waiting, though its deadline has passed (the sweep has not run yet)."""
-    return token.status == WAITING and token.timeout_at is not None and token.timeout_at <= now
-
-
-def timeout_output(token: Token) -> str:
+def timeout_output(token: StoredToken) -> str:
     message = f"Waitpoint timed out at {isoformat(token.timeout_at)}"
     return json.dumps({"code": "WAITPOINT_TIMEOUT", "message": message}, separators=(",", ":"))
 
@@ -83,10 +72,10 @@ class CompletionRecord:
     user_agent: str | None = None
 
 
-def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Row, bool]:
+def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[StoredToken, bool]:
     """Create a token, or return the live one with the same idempotency key.
 
-    Returns ``(token row, is_cached)``. Two concurrent creates with one key meet at the
+    Returns ``(token, is_cached)``. Two concurrent creates with one key meet at the
     primary key of ``idempotency_keys``: the loser rolls back and returns the winner's.
     """
     key_hash = idempotency_hash(new.idempotency_key) if new.idempotency_key else None
@@ -110,7 +99,7 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[Row, bo
     raise RuntimeError("idempotency key kept changing hands; giving up after 3 attempts")
 
 
-def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Row | None:
+def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> StoredToken | None:
     row = db.session.execute(
         select(IdempotencyKey.token_pk, IdempotencyKey.expires_at).where(
             IdempotencyKey.project_id == project_id, IdempotencyKey.key_hash == key_hash
@@ -119,7 +108,7 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Row
     if row is None:
         return None
     if row.expires_at is None or row.expires_at > now:
-        return token_by_pk(row.token_pk)
+        return stored.token_by_pk(row.token_pk)
     # Expired: free the key so that this request can take it.
     db.session.execute(
         delete(IdempotencyKey).where(
@@ -131,9 +120,11 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Row
     return None
 
 
-def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: datetime) -> Row:
+def _insert_token(
+    project_id: int, new: NewToken, key_hash: str | None, now: datetime
+) -> StoredToken:
     key_expires_at = now + new.idempotency_ttl if new.idempotency_ttl and key_hash else None
-    token = db.session.execute(
+    row = db.session.execute(
         _INSERT_TOKEN,
         {
             "public_id": new_public_id(),
@@ -150,6 +141,7 @@ def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: dat
             "details_json": json.dumps(new.details) if new.details is not None else None,
         },
     ).one()
+    token = stored.from_row(row)  # a new token: no completion to look for
     if new.tags:
         db.session.execute(
             insert(TokenTag.__table__),
@@ -177,57 +169,6 @@ def _insert_token(project_id: int, new: NewToken, key_hash: str | None, now: dat
 
 
 _INSERT_TOKEN = insert(TOKENS).returning(*TOKENS.c)
-_TOKEN_BY_ID = select(TOKENS).where(TOKENS.c.public_id == bindparam("public_id"))
-_PROJECT_TOKEN_BY_ID = _TOKEN_BY_ID.where(TOKENS.c.project_id == bindparam("project_id"))
-
-
-def _stored_id(public_id: str) -> str | None:
-    """``waitpoint_<id>`` -> ``<id>``; None when it cannot be one of ours."""
-    suffix = public_id.removeprefix(ID_PREFIX)
-    if suffix == public_id or not _PUBLIC_ID.fullmatch(suffix):
-        return None
-    return suffix
-
-
-def find_token(public_id: str, project_id: int | None = None) -> Token | None:
-    """The token with this public id (``waitpoint_...``), within a project if one is given."""
-    suffix = _stored_id(public_id)
-    if suffix is None:
-        return None  # not one of ours: no need to ask the database
-    query = select(Token).where(Token.public_id == suffix)
-    if project_id is not None:
-        query = query.where(Token.project_id == project_id)
-    return db.session.execute(query).scalar_one_or_none()
-
-
-def token_row(public_id: str, project_id: int | None = None) -> Row | None:
-    """``find_token`` for the API's hot paths: the row alone, without an ORM object."""
-    suffix = _stored_id(public_id)
-    if suffix is None:
-        return None
-    if project_id is None:
-        return db.session.execute(_TOKEN_BY_ID, {"public_id": suffix}).one_or_none()
-    return db.session.execute(
-        _PROJECT_TOKEN_BY_ID, {"public_id": suffix, "project_id": project_id}
-    ).one_or_none()
-
-
-_TOKEN_BY_PK = select(TOKENS).where(TOKENS.c.pk == bindparam("pk"))
-
-
-def token_by_pk(token_pk: int) -> Row:
-    """The stored row of a token known to exist (say, to re-read it after a race)."""
-    return db.session.execute(_TOKEN_BY_PK, {"pk": token_pk}).one()
-
-
-_COMPLETION_OF = select(Completion.__table__).where(
-    Completion.__table__.c.token_pk == bindparam("token_pk")
-)
-
-
-def completion_of(token_pk: int) -> Row | None:
-    """Who or what completed a token (a row of ``completions``), if anyone did."""
-    return db.session.execute(_COMPLETION_OF, {"token_pk": token_pk}).one_or_none()
 
 
 def complete_token(
@@ -338,17 +279,16 @@ _FINISH_ON_DB_CLOCK = _finish_statement(TOKENS.c.timeout_at > func.clock_timesta
 _INSERT_COMPLETION = insert(Completion.__table__)
 
 
-def settle_overdue(tokens: list, now: datetime) -> list:
+def settle_overdue(tokens: list[StoredToken], now: datetime) -> list[StoredToken]:
     """The tokens as they stand once every overdue one among them has been timed out.
 
     Nobody is ever told ``TIMED_OUT`` before it is stored: a reader that finds a token
     past its deadline but not yet swept times it out first (the sweep's conditional
     UPDATE, through the same write path as completions), then reports what is stored.
     A completion already being written when the deadline passed wins that race, and
-    the reader reports it. ``tokens`` are rows or ORM objects (the ORM ones are
-    refreshed by the commit); most reads find nothing overdue and write nothing.
+    the reader reports it. Most reads find nothing overdue and write nothing.
     """
-    due = [token.pk for token in tokens if overdue(token, now)]
+    due = [token.pk for token in tokens if token.overdue(now)]
     if not due:
         return tokens
     write_transaction()
@@ -356,14 +296,11 @@ def settle_overdue(tokens: list, now: datetime) -> list:
     db.session.commit()
     _announce(decided)
     _count_timeouts(decided, by="request")
-    fresh = {row.pk: row for row in db.session.execute(_TOKENS_BY_PKS, {"pks": due})}
-    return [fresh.get(token.pk, token) if isinstance(token, Row) else token for token in tokens]
+    fresh = stored.tokens_by_pks(due)
+    return [fresh.get(token.pk, token) for token in tokens]
 
 
-_TOKENS_BY_PKS = select(TOKENS).where(TOKENS.c.pk.in_(bindparam("pks", expanding=True)))
-
-
-def settled(token, now: datetime):
+def settled(token: StoredToken, now: datetime) -> StoredToken:
     """``settle_overdue`` for one token."""
     return settle_overdue([token], now)[0]
 

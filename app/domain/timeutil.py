@@ -27,7 +27,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 def isoformat(value: datetime) -> str:
-    """``2026-11-28T15:04:05.123Z``: the wire format of the contract."""
+    """``2026-11-28T15:04:05.123Z``: the wire format of every time (docs/api.md)."""
     return as_utc(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 

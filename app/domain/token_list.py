@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Integer, Row, and_, bindparam, or_, select, union
+from sqlalchemy import Integer, and_, bindparam, or_, select, union
 
 from ..extensions import db
 from ..models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
-
-TOKENS = Token.__table__  # pages are rows of the table, not ORM objects
+from . import stored
+from .stored import TOKENS, StoredToken
 
 _CURSOR = re.compile(r"t[0-9]{1,19}", re.ASCII)
 
@@ -54,7 +54,7 @@ class TokenFilter:
 
 @dataclass
 class Page:
-    tokens: list[Row] = field(default_factory=list)  # rows of the tokens table
+    tokens: list[StoredToken] = field(default_factory=list)
     next_cursor: str | None = None
     previous_cursor: str | None = None
 
@@ -116,7 +116,7 @@ def fetch_page(
     rows = rows[:size]
     if backwards:
         rows.reverse()
-    page = Page(tokens=rows)
+    page = Page(tokens=stored.from_rows(rows))
     if rows:
         # Going back, older rows exist (the cursor's own); going forward, newer ones do.
         if more or backwards:

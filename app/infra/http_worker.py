@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import time
 
 from gunicorn.http.errors import NoMoreData
@@ -87,6 +89,10 @@ class ReadDeadline:
                 "closed a connection: the client did not send its request within %g s",
                 self._seconds,
             )
+            # Shut both directions now: gunicorn's graceful close would otherwise linger
+            # (in its main loop) for the client to close first, which this one will not.
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
             raise NoMoreData() from None  # gunicorn closes the connection quietly
         finally:
             self._sock.settimeout(None)

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import psycopg
 from flask import Flask
@@ -29,6 +30,9 @@ from ..domain.lifecycle import NOTIFY_CHANNEL, token_decided
 from ..domain.timeutil import utcnow
 from ..extensions import db
 from ..models import WAITING, Token
+
+if TYPE_CHECKING:
+    from ..domain.stored import StoredToken
 from . import metrics
 
 log = logging.getLogger(__name__)
@@ -52,13 +56,17 @@ class WaitHub:
     def close(self) -> None:
         """Stop the listener thread (tests; a server process simply exits)."""
         self.stopping.set()
-        token_decided.disconnect(self._on_decided, sender=self.app)
+        # From every sender: disconnected from one, blinker would still hold the hub (and its
+        # app) for the life of the process.
+        token_decided.disconnect(self._on_decided)
         if self._listener is not None:
             self._listener.join(5)
 
     # -- waiting ---------------------------------------------------------------
 
-    def wait_for(self, token: Token, seconds: float, disconnected: Callable[[], bool]) -> None:
+    def wait_for(
+        self, token: StoredToken, seconds: float, disconnected: Callable[[], bool]
+    ) -> None:
         """Block until ``token`` leaves WAITING (stored, or by its own deadline), for at
         most ``seconds``, or until the client goes away.
 

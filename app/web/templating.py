@@ -8,7 +8,9 @@ from datetime import datetime
 from flask import Flask
 from markupsafe import Markup
 
+from ..domain import limits
 from ..domain.timeutil import as_utc, isoformat, utcnow
+from ..models import COMPLETED, TIMED_OUT, WAITING
 
 
 def when(value: datetime) -> Markup:
@@ -57,7 +59,17 @@ def detail(value) -> str:
     return str(value)
 
 
+# How the pages name the statuses (the API uses the statuses themselves).
+STATUS_LABELS = {WAITING: "Waiting", COMPLETED: "Completed", TIMED_OUT: "Timed out"}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS[status]
+
+
 def register(app: Flask) -> None:
+    app.add_template_filter(status_label)
+    app.add_template_global(limits, "limits")
     app.add_template_filter(when)
     app.add_template_filter(remaining)
     app.add_template_filter(ago)
