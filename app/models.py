@@ -225,3 +225,27 @@ class Completion(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(db.Model):
+    """Append-only: one row per change of a token, written in the same transaction as the
+    change (``lifecycle``). The token as it stood is rendered from the token itself
+    (``domain.events``): a token never changes after its final status, and a created event
+    shows it as it was created."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"))
+    # waitpoint.created | waitpoint.completed | waitpoint.timed_out
+    type: Mapped[str] = mapped_column(String(32))
+    # How: api, callback, page, dashboard (completions and an operator's time-out), or
+    # sweep / request (a time-out stored by the sweep, or by a request that found it due).
+    source: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_events_project_id", "project_id", "id"),
+        Index("ix_events_token_pk", "token_pk"),
+    )

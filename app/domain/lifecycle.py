@@ -17,13 +17,22 @@ from datetime import datetime, timedelta
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import String, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..infra import metrics
 from ..infra.database import write_transaction
-from ..models import COMPLETED, TIMED_OUT, WAITING, Completion, IdempotencyKey, Token, TokenTag
+from ..models import (
+    COMPLETED,
+    TIMED_OUT,
+    WAITING,
+    Completion,
+    Event,
+    IdempotencyKey,
+    Token,
+    TokenTag,
+)
 from . import stored
 from .credentials import new_public_id
 from .stored import TOKENS, StoredToken
@@ -156,6 +165,16 @@ def _insert_token(
                 for tag in new.tags
             ],
         )
+    db.session.execute(
+        _INSERT_EVENT,
+        {
+            "project_id": project_id,
+            "token_pk": token.pk,
+            "type": "waitpoint.created",
+            "source": None,
+            "created_at": now,
+        },
+    )
     if key_hash is not None:
         db.session.execute(
             insert(IdempotencyKey.__table__).values(
@@ -220,7 +239,6 @@ def _finish(
     write_transaction()
     clock = _clock(now)
     stamped = {**values, "finished_at": clock}
-    tag_values = {"status": values["status"]}
     if move_deadline:
         stamped["timeout_at"] = clock
     if isinstance(clock, datetime):
@@ -228,12 +246,7 @@ def _finish(
     else:
         statement, params = _FINISH_ON_DB_CLOCK, {"token_pk": token_pk}
     finished = db.session.execute(statement.values(**stamped), params).one_or_none()
-    finished_at = finished.finished_at if finished is not None else None
     if finished is not None:
-        if move_deadline:
-            tag_values["timeout_at"] = finished_at
-        _copy_to_tags([token_pk], tag_values)
-        _notify_other_processes([token_pk])
         db.session.execute(
             _INSERT_COMPLETION,
             {
@@ -244,20 +257,15 @@ def _finish(
                 "comment": record.comment,
                 "ip": record.ip,
                 "user_agent": record.user_agent,
-                "created_at": finished_at,
+                "created_at": finished.finished_at,
             },
         )
-        decided = [(token_pk, finished.project_id)]
+        change = Change(values["status"], record.source, [finished])
+        _record(change, moved_deadline=move_deadline)
     else:
-        decided = _time_out_overdue([token_pk], clock)
+        change = _time_out_overdue([token_pk], clock, source="request")
     db.session.commit()
-    _announce(decided)
-    if finished is None:
-        _count_timeouts(decided, by="request")
-    elif move_deadline:
-        _count_timeouts(decided, by="operator")
-    else:
-        metrics.token_completed(finished.project_id, record.source)
+    _after_commit(change)
     return finished is not None
 
 
@@ -269,7 +277,7 @@ def _finish_statement(deadline_not_past):
             TOKENS.c.status == WAITING,
             or_(TOKENS.c.timeout_at.is_(None), deadline_not_past),
         )
-        .returning(TOKENS.c.finished_at, TOKENS.c.project_id)
+        .returning(TOKENS.c.pk, TOKENS.c.project_id, TOKENS.c.finished_at)
     )
 
 
@@ -292,10 +300,9 @@ def settle_overdue(tokens: list[StoredToken], now: datetime) -> list[StoredToken
     if not due:
         return tokens
     write_transaction()
-    decided = _time_out_overdue(due, _clock(None))
+    change = _time_out_overdue(due, _clock(None), source="request")
     db.session.commit()
-    _announce(decided)
-    _count_timeouts(decided, by="request")
+    _after_commit(change)
     fresh = stored.tokens_by_pks(due)
     return [fresh.get(token.pk, token) for token in tokens]
 
@@ -305,9 +312,9 @@ def settled(token: StoredToken, now: datetime) -> StoredToken:
     return settle_overdue([token], now)[0]
 
 
-def _time_out_overdue(token_pks, clock) -> list[Row]:
+def _time_out_overdue(token_pks, clock, source: str) -> Change:
     """Time out those of ``token_pks`` (a list or a subquery) still waiting past their
-    deadline at ``clock``; returns their ``(pk, project_id)``."""
+    deadline at ``clock``, as ``source`` (the sweep, or a request that found them due)."""
     expired = db.session.execute(
         update(TOKENS)
         .where(
@@ -316,18 +323,85 @@ def _time_out_overdue(token_pks, clock) -> list[Row]:
             TOKENS.c.timeout_at <= clock,
         )
         .values(status=TIMED_OUT, finished_at=clock)
-        .returning(TOKENS.c.pk, TOKENS.c.project_id)
+        .returning(TOKENS.c.pk, TOKENS.c.project_id, TOKENS.c.finished_at)
     ).all()
-    if expired:
-        pks = [pk for pk, _ in expired]
-        _copy_to_tags(pks, {"status": TIMED_OUT})
-        _notify_other_processes(pks)
-    return expired
+    change = Change(TIMED_OUT, source, expired)
+    _record(change)
+    return change
 
 
-def _count_timeouts(expired: list, by: str) -> None:
-    if expired:
-        metrics.tokens_timed_out(Counter(project_id for _, project_id in expired), by=by)
+@dataclass(frozen=True)
+class Change:
+    """Tokens one write moved to ``status``, as ``source`` (``api``, ``callback``, ``page``,
+    ``dashboard``; ``sweep`` or ``request`` for time-outs): rows of (pk, project_id,
+    finished_at)."""
+
+    status: str
+    source: str
+    tokens: list
+
+    @property
+    def pks(self) -> list[int]:
+        return [token.pk for token in self.tokens]
+
+
+_EVENT_TYPES = {COMPLETED: "waitpoint.completed", TIMED_OUT: "waitpoint.timed_out"}
+_INSERT_EVENT = insert(Event.__table__)
+_EVENT_COLUMNS = ("project_id", "token_pk", "type", "source", "created_at")
+
+
+class _EventsFromTokens:
+    """``INSERT INTO events SELECT ... FROM tokens WHERE <condition>``: one event per token,
+    stamped with the token's ``finished_at`` (the time of the write)."""
+
+    def where(self, condition):
+        rows = select(
+            TOKENS.c.project_id,
+            TOKENS.c.pk,
+            bindparam("type", type_=String),
+            bindparam("source", type_=String),
+            TOKENS.c.finished_at,
+        ).where(condition)
+        return insert(Event.__table__).from_select(_EVENT_COLUMNS, rows)
+
+
+_EVENTS_FROM_TOKENS = _EventsFromTokens()
+
+
+def _token_pks_in(pks: list[int]):
+    # One token (a completion) by equality: an expanding IN costs more than the statement.
+    return TOKENS.c.pk == pks[0] if len(pks) == 1 else TOKENS.c.pk.in_(pks)
+
+
+def _record(change: Change, *, moved_deadline: bool = False) -> None:
+    """What follows every decision, in its transaction: the copies in ``token_tags``, the
+    news for other processes, and one event per token. Completions and time-outs (the
+    sweep's, a request's, an operator's) all come through here."""
+    if not change.tokens:
+        return
+    tag_values = {"status": change.status}
+    if moved_deadline:  # "time out now": the deadline became the moment of the write
+        tag_values["timeout_at"] = change.tokens[0].finished_at
+    _copy_to_tags(change.pks, tag_values)
+    _notify_other_processes(change.pks)
+    # One set-based INSERT ... SELECT: a sweep batch of 1,000 is one statement, not 1,000.
+    db.session.execute(
+        _EVENTS_FROM_TOKENS.where(_token_pks_in(change.pks)),
+        {"type": _EVENT_TYPES[change.status], "source": change.source},
+    )
+
+
+def _after_commit(change: Change) -> None:
+    """What follows every decision once committed: wake this process's waiters, count."""
+    if not change.tokens:
+        return
+    token_decided.send(current_app._get_current_object(), token_pks=change.pks)
+    if change.status == COMPLETED:
+        for token in change.tokens:
+            metrics.token_completed(token.project_id, change.source)
+    else:
+        by = {"sweep": "sweep", "request": "request"}.get(change.source, "operator")
+        metrics.tokens_timed_out(Counter(t.project_id for t in change.tokens), by=by)
 
 
 def decide_token(
@@ -374,12 +448,11 @@ def expire_due(now: datetime | None = None, batch_size: int = 1000) -> int:
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
-        expired = _time_out_overdue(due.scalar_subquery(), clock)
+        change = _time_out_overdue(due.scalar_subquery(), clock, source="sweep")
         db.session.commit()
-        _announce(expired)
-        _count_timeouts(expired, by="sweep")
-        total += len(expired)
-        if len(expired) < batch_size:
+        _after_commit(change)
+        total += len(change.tokens)
+        if len(change.tokens) < batch_size:
             return total
 
 
@@ -398,13 +471,6 @@ def _notify_other_processes(token_pks: list[int]) -> None:
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": NOTIFY_CHANNEL, "payload": payload},
         )
-
-
-def _announce(decided: list) -> None:
-    """Wake this process's waiters on the decided tokens (``(pk, project_id)`` pairs)."""
-    if decided:
-        pks = [pk for pk, _ in decided]
-        token_decided.send(current_app._get_current_object(), token_pks=pks)
 
 
 def _copy_to_tags(token_pks: list[int], values: dict) -> None:
