@@ -155,6 +155,9 @@ class Token(db.Model):
     description: Mapped[str | None] = mapped_column(Text)
     # A flat JSON object of at most 50 string/number/bool values, as JSON text.
     details_json: Mapped[str | None] = mapped_column(Text)
+    # The token's own one-off webhook endpoint (a Waitpoint extension), and its secret.
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         Index("ix_tokens_project_status_pk", "project_id", "status", "pk"),
@@ -249,3 +252,81 @@ class Event(db.Model):
         Index("ix_events_project_id", "project_id", "id"),
         Index("ix_events_token_pk", "token_pk"),
     )
+
+
+class WebhookEndpoint(db.Model):
+    """Where a project's events are sent (``infra.webhooks``), signed with ``secret``."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    # The event types it wants, as a JSON array; [] means every type.
+    event_types: Mapped[str] = mapped_column(Text, default="[]")
+    # whsec_<base64>: Standard Webhooks signing secret. Stored as is (it must sign).
+    secret: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Why it was disabled (by an operator, or after failing everything for days).
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    # Since when every delivery has failed (None after any success).
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_endpoints_project_id", "project_id"),)
+
+
+class Delivery(db.Model):
+    """One event to one destination: an endpoint, or a token's own ``webhook_url``.
+    Written with the event (an outbox); sent in the background until it succeeds or its
+    retries run out."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)  # where it goes, as it was when the event happened
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A sender's claim: others leave it alone until then (a crashed sender's expires).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The senders' work queue: only what is still pending, by when it is due.
+        Index(
+            "ix_deliveries_pending_due",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_endpoint_id", "endpoint_id", "id"),
+        Index("ix_deliveries_token_pk", "token_pk", "id"),
+        Index("ix_deliveries_event_id", "event_id"),
+    )
+
+
+class DeliveryAttempt(db.Model):
+    """One try at sending a delivery: when, how long, what came back."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float] = mapped_column(Double)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)  # the first bytes, as text
+    error: Mapped[str | None] = mapped_column(Text)  # a timeout, a refused address...
+
+    __table_args__ = (Index("ix_delivery_attempts_delivery_id", "delivery_id", "id"),)

@@ -13,6 +13,7 @@ from flask import current_app, g, jsonify, request
 from ..domain import capability, lifecycle, stored, token_list
 from ..domain.stored import StoredToken
 from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
+from ..domain.wire import token_json
 from ..infra.waiting import client_gone
 from ..models import COMPLETED, WAITING
 from ..web.security import completion_record
@@ -21,7 +22,6 @@ from .auth import require_api_key
 from .bodies import parse_model, read_json_body, read_json_object
 from .errors import ApiError
 from .schemas import CompleteTokenRequest, CreateTokenRequest, ListTokensQuery
-from .serialize import token_json
 
 TOKENS = "/v1/waitpoints/tokens"
 

@@ -6,14 +6,21 @@ HMAC-SHA256 of the token id under a key derived from ``SECRET_KEY``.
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 
 from .credentials import callback_signature, callback_signature_ok
 from .stored import StoredToken, find_token
 
+# Outside a request and without WAITPOINT_PUBLIC_URL (a webhook about a time-out the
+# sweep stored), URLs can only name this default: set WAITPOINT_PUBLIC_URL.
+FALLBACK_BASE_URL = "http://localhost:5000"
+
 
 def public_base_url() -> str:
-    return current_app.config["WAITPOINT_PUBLIC_URL"] or request.host_url.rstrip("/")
+    configured = current_app.config["WAITPOINT_PUBLIC_URL"]
+    if configured:
+        return configured
+    return request.host_url.rstrip("/") if has_request_context() else FALLBACK_BASE_URL
 
 
 def callback_path(public_id: str) -> str:

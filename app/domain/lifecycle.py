@@ -33,7 +33,7 @@ from ..models import (
     Token,
     TokenTag,
 )
-from . import stored
+from . import outbox, stored
 from .credentials import new_public_id
 from .stored import TOKENS, StoredToken
 from .timeutil import isoformat, utcnow
@@ -67,6 +67,8 @@ class NewToken:
     title: str | None = None
     description: str | None = None
     details: dict | None = None
+    webhook_url: str | None = None  # the token's own endpoint, signed with webhook_secret
+    webhook_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,14 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[StoredT
         try:
             # The key's row is inserted at once: on PostgreSQL a concurrent create with
             # the same key fails here (after waiting for the other), not at COMMIT.
-            token = _insert_token(project_id, new, key_hash, now)
+            token, deliveries = _insert_token(project_id, new, key_hash, now)
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
             continue  # another request took the key first: read its token
         metrics.token_created(project_id)
+        if deliveries:
+            outbox.deliveries_enqueued.send(current_app._get_current_object())
         return token, False
     raise RuntimeError("idempotency key kept changing hands; giving up after 3 attempts")
 
@@ -131,7 +135,8 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Sto
 
 def _insert_token(
     project_id: int, new: NewToken, key_hash: str | None, now: datetime
-) -> StoredToken:
+) -> tuple[StoredToken, int]:
+    """The new token, and how many webhook deliveries its created event enqueued."""
     key_expires_at = now + new.idempotency_ttl if new.idempotency_ttl and key_hash else None
     row = db.session.execute(
         _INSERT_TOKEN,
@@ -148,6 +153,8 @@ def _insert_token(
             "title": new.title,
             "description": new.description,
             "details_json": json.dumps(new.details) if new.details is not None else None,
+            "webhook_url": new.webhook_url,
+            "webhook_secret": new.webhook_secret,
         },
     ).one()
     token = stored.from_row(row)  # a new token: no completion to look for
@@ -165,7 +172,7 @@ def _insert_token(
                 for tag in new.tags
             ],
         )
-    db.session.execute(
+    event_id = db.session.execute(
         _INSERT_EVENT,
         {
             "project_id": project_id,
@@ -174,7 +181,8 @@ def _insert_token(
             "source": None,
             "created_at": now,
         },
-    )
+    ).scalar_one()
+    token_deliveries = outbox.enqueue([event_id])
     if key_hash is not None:
         db.session.execute(
             insert(IdempotencyKey.__table__).values(
@@ -184,7 +192,7 @@ def _insert_token(
                 expires_at=key_expires_at,
             )
         )
-    return token
+    return token, token_deliveries
 
 
 _INSERT_TOKEN = insert(TOKENS).returning(*TOKENS.c)
@@ -330,15 +338,16 @@ def _time_out_overdue(token_pks, clock, source: str) -> Change:
     return change
 
 
-@dataclass(frozen=True)
+@dataclass
 class Change:
     """Tokens one write moved to ``status``, as ``source`` (``api``, ``callback``, ``page``,
     ``dashboard``; ``sweep`` or ``request`` for time-outs): rows of (pk, project_id,
-    finished_at)."""
+    finished_at); and how many webhook deliveries their events enqueued."""
 
     status: str
     source: str
     tokens: list
+    deliveries: int = 0
 
     @property
     def pks(self) -> list[int]:
@@ -346,7 +355,7 @@ class Change:
 
 
 _EVENT_TYPES = {COMPLETED: "waitpoint.completed", TIMED_OUT: "waitpoint.timed_out"}
-_INSERT_EVENT = insert(Event.__table__)
+_INSERT_EVENT = insert(Event.__table__).returning(Event.id)
 _EVENT_COLUMNS = ("project_id", "token_pk", "type", "source", "created_at")
 
 
@@ -362,7 +371,7 @@ class _EventsFromTokens:
             bindparam("source", type_=String),
             TOKENS.c.finished_at,
         ).where(condition)
-        return insert(Event.__table__).from_select(_EVENT_COLUMNS, rows)
+        return insert(Event.__table__).from_select(_EVENT_COLUMNS, rows).returning(Event.id)
 
 
 _EVENTS_FROM_TOKENS = _EventsFromTokens()
@@ -385,17 +394,26 @@ def _record(change: Change, *, moved_deadline: bool = False) -> None:
     _copy_to_tags(change.pks, tag_values)
     _notify_other_processes(change.pks)
     # One set-based INSERT ... SELECT: a sweep batch of 1,000 is one statement, not 1,000.
-    db.session.execute(
-        _EVENTS_FROM_TOKENS.where(_token_pks_in(change.pks)),
-        {"type": _EVENT_TYPES[change.status], "source": change.source},
+    event_ids = (
+        db.session.execute(
+            _EVENTS_FROM_TOKENS.where(_token_pks_in(change.pks)),
+            {"type": _EVENT_TYPES[change.status], "source": change.source},
+        )
+        .scalars()
+        .all()
     )
+    change.deliveries = outbox.enqueue(event_ids)
 
 
 def _after_commit(change: Change) -> None:
-    """What follows every decision once committed: wake this process's waiters, count."""
+    """What follows every decision once committed: wake this process's waiters (and its
+    webhook sender, if deliveries were enqueued), count."""
     if not change.tokens:
         return
-    token_decided.send(current_app._get_current_object(), token_pks=change.pks)
+    app = current_app._get_current_object()
+    token_decided.send(app, token_pks=change.pks)
+    if change.deliveries:
+        outbox.deliveries_enqueued.send(app)
     if change.status == COMPLETED:
         for token in change.tokens:
             metrics.token_completed(token.project_id, change.source)

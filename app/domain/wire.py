@@ -1,14 +1,17 @@
-"""Tokens as wire JSON: optional fields are omitted, never null."""
+"""Tokens as wire JSON (the retrieve object): optional fields are omitted, never null.
+
+The API answers with it, and webhook events carry it as their ``data``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from ..domain import lifecycle
-from ..domain.capability import callback_url
-from ..domain.stored import StoredToken
-from ..domain.timeutil import isoformat
 from ..models import COMPLETED, TIMED_OUT
+from . import lifecycle
+from .capability import callback_url
+from .stored import StoredToken
+from .timeutil import isoformat
 
 
 def token_json(
