@@ -1,11 +1,13 @@
 """The ``waitpoint`` command: a Flask CLI group over the app.
 
-``waitpoint serve``, ``setup``, ``keys create|list|revoke``, ``expire`` and the
+``waitpoint serve``, ``setup``, ``keys create|list|revoke``, ``webhooks
+add|list|disable|enable|rotate-secret|remove``, ``expire``, ``deliver`` and the
 Flask-Migrate ``db`` group (``waitpoint db upgrade``).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -15,7 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
 from .config import ConfigError
-from .domain import accounts
+from .domain import accounts, webhooks
 from .domain.credentials import hash_api_key, new_api_key, visible_prefix
 from .domain.timeutil import isoformat, utcnow
 from .extensions import db
@@ -109,6 +111,15 @@ def expire_command() -> None:
     from .domain.lifecycle import expire_due
 
     click.echo(expire_due(batch_size=current_app.config["WAITPOINT_SWEEP_BATCH"]))
+
+
+@click.command("deliver")
+@with_appcontext
+def deliver_command() -> None:
+    """Send the webhook deliveries that are due now; print how many attempts were made."""
+    from .infra.webhooks import deliver_due
+
+    click.echo(deliver_due())
 
 
 @click.group("keys")
@@ -248,8 +259,135 @@ def users_unlock(email: str, ip: str | None) -> None:
     click.echo(f"unlocked {user.email} ({cleared} login throttle(s) cleared)")
 
 
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Manage a project's webhook endpoints."""
+
+
+_PROJECT = click.option("--project", "project_name", required=True, help="Project name.")
+_ENDPOINT_ID = click.argument("endpoint_id", type=click.IntRange(1, 2**31 - 1))
+
+
+def _project_id(project_name: str) -> int:
+    name = _project_name(project_name)
+    found = db.session.execute(select(Project.id).where(Project.name == name)).scalar()
+    if found is None:
+        raise click.BadParameter(f"no project {name!r}", param_hint="--project")
+    return found
+
+
+def _endpoint_of(project_name: str, endpoint_id: int):
+    project_id = _project_id(project_name)
+    if webhooks.endpoint(project_id, endpoint_id) is None:
+        raise click.BadParameter(
+            f"no webhook endpoint {endpoint_id} in project {project_name!r} (see 'webhooks list')",
+            param_hint="ENDPOINT_ID",
+        )
+    return project_id
+
+
+@webhooks_group.command("add")
+@_PROJECT
+@click.option("--url", required=True, help="Where events are POSTed (http or https).")
+@click.option(
+    "--event-type",
+    "event_types",
+    multiple=True,
+    help=f"An event type to send (repeat, or a comma list; default all): "
+    f"{', '.join(webhooks.EVENT_TYPES)}.",
+)
+@with_appcontext
+def webhooks_add(project_name: str, url: str, event_types: tuple[str, ...]) -> None:
+    """Add an endpoint; its signing secret is printed once, as the last line."""
+    project_id = _project_id(project_name)
+    types = [t.strip() for text in event_types for t in text.split(",") if t.strip()]
+    try:
+        url = webhooks.check_url(url, "--url")
+        types = webhooks.check_event_types(types, "--event-type")
+    except webhooks.WebhookError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise click.BadParameter(message, param_hint=field) from None
+    endpoint, secret = webhooks.create_endpoint(project_id, url, types, utcnow())
+    click.echo(f"webhook endpoint {endpoint.id}: {url} ({_types(endpoint)})")
+    click.echo("Signing secret (store it now; it is shown only once):")
+    click.echo(secret)
+
+
+def _types(endpoint) -> str:
+    return ",".join(json.loads(endpoint.event_types)) or "all events"
+
+
+@webhooks_group.command("list")
+@_PROJECT
+@with_appcontext
+def webhooks_list(project_name: str) -> None:
+    """List endpoints: id, URL, event types, state, failing since."""
+    found = webhooks.endpoints(_project_id(project_name))
+    if not found:
+        click.echo("no webhook endpoints")
+    for endpoint in found:
+        state = "enabled" if endpoint.enabled else f"disabled ({endpoint.disabled_reason})"
+        failing = (
+            f"failing since {isoformat(endpoint.failing_since)}" if endpoint.failing_since else ""
+        )
+        click.echo(
+            f"{endpoint.id}\t{endpoint.url}\t{_types(endpoint)}\t{state}\t{failing}".rstrip()
+        )
+
+
+@webhooks_group.command("disable")
+@_PROJECT
+@_ENDPOINT_ID
+@with_appcontext
+def webhooks_disable(project_name: str, endpoint_id: int) -> None:
+    """Stop sending events to an endpoint."""
+    project_id = _endpoint_of(project_name, endpoint_id)
+    webhooks.set_enabled(project_id, endpoint_id, False, "disabled by an operator")
+    click.echo(f"disabled webhook endpoint {endpoint_id}")
+
+
+@webhooks_group.command("enable")
+@_PROJECT
+@_ENDPOINT_ID
+@with_appcontext
+def webhooks_enable(project_name: str, endpoint_id: int) -> None:
+    """Send to an endpoint again (its failure streak starts over)."""
+    project_id = _endpoint_of(project_name, endpoint_id)
+    webhooks.set_enabled(project_id, endpoint_id, True)
+    click.echo(f"enabled webhook endpoint {endpoint_id}")
+
+
+@webhooks_group.command("rotate-secret")
+@_PROJECT
+@_ENDPOINT_ID
+@with_appcontext
+def webhooks_rotate_secret(project_name: str, endpoint_id: int) -> None:
+    """Give an endpoint a new secret, printed once as the last line; the old one stops."""
+    secret = webhooks.rotate_secret(_endpoint_of(project_name, endpoint_id), endpoint_id)
+    click.echo(f"New signing secret of webhook endpoint {endpoint_id} (shown only once):")
+    click.echo(secret)
+
+
+@webhooks_group.command("remove")
+@_PROJECT
+@_ENDPOINT_ID
+@with_appcontext
+def webhooks_remove(project_name: str, endpoint_id: int) -> None:
+    """Delete an endpoint and its delivery log."""
+    webhooks.remove_endpoint(_endpoint_of(project_name, endpoint_id), endpoint_id)
+    click.echo(f"removed webhook endpoint {endpoint_id}")
+
+
 def register(app: Flask) -> None:
-    for command in (serve_command, setup_command, expire_command, keys_group, users_group):
+    for command in (
+        serve_command,
+        setup_command,
+        expire_command,
+        deliver_command,
+        keys_group,
+        users_group,
+        webhooks_group,
+    ):
         app.cli.add_command(command)
 
 

@@ -173,6 +173,45 @@ def client_timeout(environ) -> float:
     return env_float(environ, "WAITPOINT_CLIENT_TIMEOUT", 30.0, minimum=0.5)
 
 
+def env_duration(environ: dict, name: str, default: str) -> float:
+    """A duration such as ``5d`` or ``12h`` (the API's grammar), in seconds."""
+    from .domain.timeutil import parse_duration
+
+    raw = environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(f"{name} {exc} (got {raw!r})") from None
+
+
+def env_allow_private(environ: dict, name: str) -> bool | tuple[str, ...]:
+    """Webhook destinations on private addresses: ``off`` (default), ``on``, or a comma
+    list of networks (``10.0.0.0/8``, ``127.0.0.1``) and host names allowed."""
+    import ipaddress
+    import re
+
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "" or raw.strip().lower() in _FALSE:
+        return False
+    if raw.strip().lower() in _TRUE:
+        return True
+    entries = []
+    for entry in (part.strip().lower() for part in raw.split(",")):
+        try:
+            entries.append(str(ipaddress.ip_network(entry.strip("[]"), strict=False)))
+            continue
+        except ValueError:
+            pass
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", entry):
+            raise ConfigError(
+                f"{name} must be on, off, or a comma list of networks (10.0.0.0/8), "
+                f"addresses and host names (got {entry!r} in {raw!r})"
+            )
+        entries.append(entry)
+    return tuple(entries)
+
+
 DEFAULT_PASSWORD_HASH = "scrypt"  # werkzeug's default
 
 
@@ -267,6 +306,21 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
         ),
         # Rate limits: on by default, each configurable (README: Rate limits).
         "WAITPOINT_RATE_LIMITS": env_bool(environ, "WAITPOINT_RATE_LIMITS", True),
+        # Webhooks (README: Webhooks): sent by each process with a scheduler unless off.
+        "WAITPOINT_WEBHOOKS": env_bool(environ, "WAITPOINT_WEBHOOKS", True),
+        "WAITPOINT_WEBHOOK_INTERVAL": env_float(
+            environ, "WAITPOINT_WEBHOOK_INTERVAL", 0.5, minimum=0.05
+        ),
+        "WAITPOINT_WEBHOOK_BATCH": env_int(environ, "WAITPOINT_WEBHOOK_BATCH", 50, minimum=1),
+        "WAITPOINT_WEBHOOK_TIMEOUT": env_float(
+            environ, "WAITPOINT_WEBHOOK_TIMEOUT", 10.0, minimum=0.1
+        ),
+        "WAITPOINT_WEBHOOK_DISABLE_AFTER": env_duration(
+            environ, "WAITPOINT_WEBHOOK_DISABLE_AFTER", "5d"
+        ),
+        "WAITPOINT_WEBHOOK_ALLOW_PRIVATE": env_allow_private(
+            environ, "WAITPOINT_WEBHOOK_ALLOW_PRIVATE"
+        ),
         **{
             name: env_rate_limit(environ, name, default)
             for name, default in RATE_LIMIT_DEFAULTS.items()

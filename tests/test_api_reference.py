@@ -34,6 +34,15 @@ ERROR_SECTIONS = {
     "completeToken": "Complete a token with an API key",
     "completeTokenByCallback": "The callback URL",
     "waitForToken": "Wait for a token (long poll)",
+    "listWebhookEndpoints": "List endpoints",
+    "createWebhookEndpoint": "Add an endpoint",
+    "retrieveWebhookEndpoint": "Retrieve an endpoint",
+    "updateWebhookEndpoint": "Change an endpoint",
+    "rotateWebhookSecret": "Rotate an endpoint's secret",
+    "deleteWebhookEndpoint": "Remove an endpoint",
+    "listEndpointDeliveries": "An endpoint's deliveries",
+    "listTokenDeliveries": "A token's deliveries",
+    "redeliver": "Redeliver",
     # Pages and service routes describe their few answers in prose.
     "approvalPage": None,
     "health": None,
@@ -41,7 +50,12 @@ ERROR_SECTIONS = {
 # Statuses the server answers beyond those the OpenAPI document lists per operation.
 OTHER_STATUSES = {405, 500}
 # Names in URL rules, as the reference writes them.
-PATH_PARAMETERS = {"token_id": "id", "signature": "hash"}
+PATH_PARAMETERS = {
+    "token_id": "id",
+    "signature": "hash",
+    "endpoint_id": "id",
+    "delivery_id": "id",
+}
 
 
 def reference_text() -> str:
@@ -153,6 +167,10 @@ def test_every_error_status_has_a_row_in_the_error_table():
         (schemas.CreateTokenRequest, "Create a token"),
         (schemas.ListTokensQuery, "List tokens"),
         (schemas.CompleteTokenRequest, "Complete a token with an API key"),
+        (schemas.CreateWebhookRequest, "Add an endpoint"),
+        (schemas.UpdateWebhookRequest, "Change an endpoint"),
+        (schemas.ListDeliveriesQuery, "An endpoint's deliveries"),
+        (schemas.ListDeliveriesQuery, "A token's deliveries"),
     ],
     ids=lambda v: getattr(v, "__name__", v),
 )
@@ -194,6 +212,12 @@ def test_every_response_field_is_documented():
     assert {f"pagination.{name}" for name in schemas.Pagination.model_fields} <= listed.keys()
     completed = table_rows(section("Complete a token with an API key"))
     assert set(schemas.CompleteTokenResponse.model_fields) <= completed.keys()
+    endpoint = table_rows(section("The endpoint object"))
+    assert set(schemas.WebhookEndpointWithSecret.model_fields) <= endpoint.keys()
+    delivery = table_rows(section("The delivery object"))
+    assert set(schemas.DeliveryItem.model_fields) <= delivery.keys()
+    attempt = {f"attempts[].{name}" for name in schemas.DeliveryAttemptItem.model_fields}
+    assert attempt <= delivery.keys()
 
 
 def test_the_reference_names_the_sdk_version_the_compatibility_tests_run():

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from . import openapi, tokens  # noqa: E402,F401  (routes register on import)
+from . import openapi, tokens, webhooks  # noqa: E402,F401  (routes register on import)

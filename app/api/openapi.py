@@ -14,11 +14,19 @@ from .schemas import (
     CompleteTokenResponse,
     CreateTokenRequest,
     CreateTokenResponse,
+    CreateWebhookRequest,
+    DeliveryItem,
+    DeliveryList,
     ErrorResponse,
     HealthResponse,
+    ListDeliveriesQuery,
     ListTokensQuery,
     TokenList,
     TokenRetrieveResponse,
+    UpdateWebhookRequest,
+    WebhookEndpointItem,
+    WebhookEndpointList,
+    WebhookEndpointWithSecret,
 )
 
 REF = "#/components/schemas/{model}"
@@ -32,11 +40,12 @@ def _json(model, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
-def _errors(*codes: int) -> dict:
+def _errors(*codes: int, not_found: str | None = None) -> dict:
     reasons = {
         400: "Invalid input; the message names the field.",
         401: "Missing, malformed or revoked API key.",
-        404: "No such token in this project (or a wrong callback signature).",
+        404: not_found or "No such token in this project (or a wrong callback signature).",
+        409: "The delivery's endpoint is disabled; enable it first.",
         413: "Request body too large.",
         414: "Request line longer than 8,190 bytes, the server's limit. Every parameter at "
         "its maxLength fits in ASCII; a non-ASCII character takes up to 12 bytes once "
@@ -93,6 +102,13 @@ def build_document() -> dict:
             (CompleteTokenResponse, "serialization"),
             (ErrorResponse, "serialization"),
             (HealthResponse, "serialization"),
+            (CreateWebhookRequest, "validation"),
+            (UpdateWebhookRequest, "validation"),
+            (WebhookEndpointItem, "serialization"),
+            (WebhookEndpointWithSecret, "serialization"),
+            (WebhookEndpointList, "serialization"),
+            (DeliveryItem, "serialization"),
+            (DeliveryList, "serialization"),
         ],
         ref_template=REF,
     )
@@ -238,6 +254,7 @@ def build_document() -> dict:
                     },
                 },
             },
+            **_webhook_paths(secured),
             "/healthz": {
                 "get": {
                     "operationId": "health",
@@ -249,6 +266,144 @@ def build_document() -> dict:
                     },
                 }
             },
+        },
+    }
+
+
+WEBHOOK_NOT_FOUND = "No such webhook endpoint in this project."
+ENDPOINT_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _body(model) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _limit() -> dict:
+    prop = ListDeliveriesQuery.model_json_schema()["properties"]["limit"]
+    description = prop.pop("description")
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": prop,
+    }
+
+
+def _webhook_paths(secured: list) -> dict:
+    """Endpoints (``/api/v1/webhooks``) and their deliveries (Waitpoint extension)."""
+    endpoint = _json(WebhookEndpointItem, "The endpoint (without its secret).")
+    with_secret = _json(WebhookEndpointWithSecret, "The endpoint and its secret, shown once.")
+    deliveries = _json(DeliveryList, "The newest deliveries first, with their attempts.")
+    return {
+        "/api/v1/webhooks": {
+            "get": {
+                "operationId": "listWebhookEndpoints",
+                "summary": "List the project's webhook endpoints",
+                "security": secured,
+                "responses": {
+                    "200": _json(WebhookEndpointList, "Every endpoint, oldest first."),
+                    **_errors(401, 429),
+                },
+            },
+            "post": {
+                "operationId": "createWebhookEndpoint",
+                "summary": "Add a webhook endpoint; the answer holds its secret, once",
+                "security": secured,
+                "requestBody": _body(CreateWebhookRequest),
+                "responses": {
+                    "201": with_secret,
+                    **_errors(400, 401, 413, 429, 503),
+                },
+            },
+        },
+        "/api/v1/webhooks/{id}": {
+            "get": {
+                "operationId": "retrieveWebhookEndpoint",
+                "summary": "Retrieve a webhook endpoint",
+                "security": secured,
+                "parameters": [ENDPOINT_ID],
+                "responses": {
+                    "200": endpoint,
+                    **_errors(401, 404, 429, not_found=WEBHOOK_NOT_FOUND),
+                },
+            },
+            "patch": {
+                "operationId": "updateWebhookEndpoint",
+                "summary": "Change a webhook endpoint's URL, event types or enabled state",
+                "security": secured,
+                "parameters": [ENDPOINT_ID],
+                "requestBody": _body(UpdateWebhookRequest),
+                "responses": {
+                    "200": endpoint,
+                    **_errors(400, 401, 404, 413, 429, 503, not_found=WEBHOOK_NOT_FOUND),
+                },
+            },
+            "delete": {
+                "operationId": "deleteWebhookEndpoint",
+                "summary": "Remove a webhook endpoint and its deliveries",
+                "security": secured,
+                "parameters": [ENDPOINT_ID],
+                "responses": {
+                    "204": {"description": "Removed."},
+                    **_errors(401, 404, 429, 503, not_found=WEBHOOK_NOT_FOUND),
+                },
+            },
+        },
+        "/api/v1/webhooks/{id}/rotate-secret": {
+            "post": {
+                "operationId": "rotateWebhookSecret",
+                "summary": "Give a webhook endpoint a new secret (the old one stops at once)",
+                "security": secured,
+                "parameters": [ENDPOINT_ID],
+                "responses": {
+                    "200": with_secret,
+                    **_errors(401, 404, 429, 503, not_found=WEBHOOK_NOT_FOUND),
+                },
+            }
+        },
+        "/api/v1/webhooks/{id}/deliveries": {
+            "get": {
+                "operationId": "listEndpointDeliveries",
+                "summary": "An endpoint's newest deliveries, with their attempts",
+                "security": secured,
+                "parameters": [ENDPOINT_ID, _limit()],
+                "responses": {
+                    "200": deliveries,
+                    **_errors(400, 401, 404, 429, not_found=WEBHOOK_NOT_FOUND),
+                },
+            }
+        },
+        "/api/v1/waitpoints/tokens/{id}/deliveries": {
+            "get": {
+                "operationId": "listTokenDeliveries",
+                "summary": "A token's newest deliveries (to endpoints and its webhookUrl)",
+                "security": secured,
+                "parameters": [TOKEN_ID, _limit()],
+                "responses": {
+                    "200": deliveries,
+                    **_errors(400, 401, 404, 429, not_found="No such token in this project."),
+                },
+            }
+        },
+        "/api/v1/deliveries/{id}/redeliver": {
+            "post": {
+                "operationId": "redeliver",
+                "summary": "Send a delivery again now, with a fresh set of retries",
+                "security": secured,
+                "parameters": [ENDPOINT_ID | {"description": "The delivery's id."}],
+                "responses": {
+                    "202": _json(DeliveryItem, "The delivery, pending again."),
+                    **_errors(
+                        401, 404, 409, 429, 503, not_found="No such delivery in this project."
+                    ),
+                },
+            }
         },
     }
 

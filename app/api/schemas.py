@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from ..domain import limits
 from ..domain.jsontext import check_text
 from ..domain.timeutil import MAX_DURATION_CHARS, parse_duration
+from ..domain.webhooks import URL_MAX
 from ..models import COMPLETED, STATUSES, TIMED_OUT, WAITING
 
 MAX_TAGS = limits.TAGS_MAX
@@ -117,6 +118,13 @@ class CreateTokenRequest(_Strict):
         description="A flat object of at most 50 string, number or boolean values, shown as a "
         "table on the approval page.",
     )
+    webhookUrl: str | None = Field(
+        None,
+        min_length=1,
+        max_length=URL_MAX,
+        description="Waitpoint extension: an http(s) URL that gets this token's events, signed "
+        "with the webhookSecret of the create response.",
+    )
 
     @field_validator("idempotencyKeyTTL")
     @classmethod
@@ -155,6 +163,12 @@ class CreateTokenResponse(BaseModel):
     id: str = Field(examples=["waitpoint_3x5kq0m9zq2c1b7d8f6g4h2j0"])
     url: str = Field(description="The secret callback URL: POST to it to complete the token.")
     isCached: bool
+    webhookSecret: str | None = Field(
+        None,
+        description="Waitpoint extension: the secret that signs the events sent to the "
+        "token's webhookUrl. Only when the token was created with one by this request (not "
+        "on an idempotent repeat); shown once.",
+    )
 
 
 class TokenItem(BaseModel):
@@ -315,3 +329,88 @@ class ListTokensQuery(_Strict):
 
     def tag_list(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.tags.split(","))) if self.tags else ()
+
+
+# -- webhooks ----------------------------------------------------------------------
+
+EventType = Literal["waitpoint.created", "waitpoint.completed", "waitpoint.timed_out"]
+EVENT_TYPES_DOC = "Event types to send; omitted or [] means every type."
+
+
+class CreateWebhookRequest(_Strict):
+    url: str = Field(
+        min_length=1, max_length=URL_MAX, description="Where to POST events: an http(s) URL."
+    )
+    eventTypes: list[EventType] | None = Field(None, description=EVENT_TYPES_DOC)
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value):
+        return storable(value)
+
+
+class UpdateWebhookRequest(_Strict):
+    url: str | None = Field(None, min_length=1, max_length=URL_MAX)
+    eventTypes: list[EventType] | None = Field(None, description=EVENT_TYPES_DOC)
+    enabled: bool | None = Field(
+        None, description="false stops sending; true sends again and clears the failure streak."
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value):
+        return storable(value)
+
+
+class WebhookEndpointItem(BaseModel):
+    id: int
+    url: str
+    eventTypes: list[EventType] = Field(description="[] means every type.")
+    enabled: bool
+    disabledReason: str | None = None
+    failingSince: str | None = Field(
+        None, description="Since when every delivery has failed; omitted after a success."
+    )
+    createdAt: str
+
+
+class WebhookEndpointWithSecret(WebhookEndpointItem):
+    secret: str = Field(description="whsec_...: signs the deliveries. Shown only here.")
+
+
+class WebhookEndpointList(BaseModel):
+    data: list[WebhookEndpointItem]
+
+
+class DeliveryAttemptItem(BaseModel):
+    attemptedAt: str
+    durationMs: float
+    statusCode: int | None = None
+    response: str | None = Field(None, description="The first bytes of the response body.")
+    error: str | None = Field(None, description="A timeout, a refused address, ...")
+
+
+class DeliveryItem(BaseModel):
+    id: int
+    eventId: str = Field(description="evt_<n>: the event, as the webhook-id header names it.")
+    eventType: EventType
+    tokenId: str
+    endpointId: int | None = Field(
+        None, description="Omitted for a delivery to the token's own webhookUrl."
+    )
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    createdAt: str
+    nextAttemptAt: str | None = None
+    deliveredAt: str | None = None
+    attempts: list[DeliveryAttemptItem]
+
+
+class DeliveryList(BaseModel):
+    data: list[DeliveryItem]
+
+
+class ListDeliveriesQuery(_Strict):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    limit: int = Field(50, ge=1, le=100, description="How many of the newest deliveries.")

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, g, jsonify, request
 
-from ..domain import capability, lifecycle, stored, token_list
+from ..domain import capability, lifecycle, stored, token_list, webhooks
 from ..domain.stored import StoredToken
 from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..domain.wire import token_json
@@ -33,9 +33,13 @@ def create_token():
         CreateTokenRequest, read_json_object(current_app.config["WAITPOINT_CREATE_MAX_BYTES"])
     )
     now = utcnow()
-    token, cached = lifecycle.create_token(g.project_id, _new_token(body, now), now)
+    new = _new_token(body, now)
+    token, cached = lifecycle.create_token(g.project_id, new, now)
     item = token_json(token, now)
-    return jsonify(id=item["id"], url=item["url"], isCached=cached)
+    answer = {"id": item["id"], "url": item["url"], "isCached": cached}
+    if new.webhook_secret and not cached:
+        answer["webhookSecret"] = new.webhook_secret  # shown once, to whoever created it
+    return jsonify(answer)
 
 
 def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
@@ -45,6 +49,12 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
             timeout_at = parse_deadline(body.timeout, now)
         except ValueError as exc:
             raise ApiError(400, f"timeout: {exc}") from None
+    webhook_url = None
+    if body.webhookUrl is not None:
+        try:
+            webhook_url = webhooks.check_url(body.webhookUrl, "webhookUrl")
+        except webhooks.WebhookError as exc:
+            raise ApiError(400, str(exc)) from None
     return lifecycle.NewToken(
         timeout_at=timeout_at,
         tags=body.tag_list(),
@@ -53,6 +63,8 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
         title=body.title,
         description=body.description,
         details=body.details,
+        webhook_url=webhook_url,
+        webhook_secret=webhooks.new_secret() if webhook_url else None,
     )
 
 

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from . import auth, views  # noqa: E402,F401  (routes register on import)
+from . import auth, views, webhooks  # noqa: E402,F401  (routes register on import)

@@ -1,9 +1,19 @@
 """Dashboard forms (Flask-WTF: CSRF on every POST)."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SubmitField, TextAreaField
+from wtforms import (
+    EmailField,
+    PasswordField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..domain import webhooks
 from ..domain.jsontext import parse_json
 
 
@@ -29,3 +39,44 @@ class TimeoutForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     submit = SubmitField("Log out")
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices as checkboxes (``_forms.field`` renders them in a fieldset)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class EndpointForm(FlaskForm):
+    url = StringField(
+        "Endpoint URL",
+        validators=[DataRequired("Enter the URL to send events to."), Length(max=webhooks.URL_MAX)],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+    )
+    event_types = CheckboxesField(
+        "Events to send",
+        choices=[SelectChoice(t) for t in webhooks.EVENT_TYPES],
+        default=list(webhooks.EVENT_TYPES),
+    )
+    submit = SubmitField("Add endpoint")
+
+    def validate_url(self, field):
+        try:
+            webhooks.check_url(field.data)
+        except webhooks.WebhookError as exc:
+            message = str(exc).removeprefix("url: ")
+            raise ValidationError(f"The URL {message}.") from None
+
+    def validate_event_types(self, field):
+        if not field.data:
+            raise ValidationError("Choose at least one event type.")
+
+    def chosen_types(self) -> list[str]:
+        """What to store: [] (every type, present and future) when all are chosen."""
+        chosen = self.event_types.data
+        return [] if set(chosen) >= set(webhooks.EVENT_TYPES) else chosen
+
+
+class ActionForm(FlaskForm):
+    """A button that changes state: only the CSRF token to check."""

@@ -22,7 +22,8 @@ from ..web.templating import STATUS_LABELS
 from . import bp
 from .auth import login_required
 from .board import BoardFilter, board_page, status_counts, tag_suggestions
-from .forms import CompleteForm, LogoutForm, TimeoutForm
+from .deliveries import delivery_log
+from .forms import ActionForm, CompleteForm, LogoutForm, TimeoutForm
 
 PAGE_SIZE = 25
 MAX_TAGS = TAGS_MAX
@@ -217,6 +218,8 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
         "decision_form": forms.get("decision") or DecisionForm(),
         "complete_form": forms.get("complete") or CompleteForm(),
         "timeout_form": TimeoutForm(),
+        "deliveries": delivery_log(project.id, token_pk=token.pk),
+        "action_form": ActionForm(),
         "now": now,
     }
     return render_template("dashboard/detail.html", **context), status

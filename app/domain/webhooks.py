@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from dataclasses import replace
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -18,8 +19,8 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..infra.database import write_transaction
-from ..models import WAITING, Delivery, DeliveryAttempt, Event, WebhookEndpoint
-from .stored import StoredToken
+from ..models import WAITING, Delivery, DeliveryAttempt, Event, Token, WebhookEndpoint
+from .stored import ID_PREFIX, StoredToken
 from .timeutil import isoformat
 from .wire import token_json
 
@@ -136,6 +137,35 @@ def rotate_secret(project_id: int, endpoint_id: int) -> str | None:
     return secret
 
 
+def update_endpoint(
+    project_id: int,
+    endpoint_id: int,
+    *,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    enabled: bool | None = None,
+    reason: str | None = None,
+) -> WebhookEndpoint | None:
+    """Change what is given (None leaves a field as it is) in one transaction; None if
+    not found. Enabling clears the failure streak, as ``set_enabled`` does."""
+    url = check_url(url) if url is not None else None
+    types = check_event_types(event_types) if event_types is not None else None
+    write_transaction()
+    found = endpoint(project_id, endpoint_id)
+    if found is not None:
+        if url is not None:
+            found.url = url
+        if types is not None:
+            found.event_types = json.dumps(types)
+        if enabled is not None and enabled != found.enabled:
+            found.enabled = enabled
+            found.disabled_reason = None if enabled else (reason or "disabled by an operator")
+            if enabled:
+                found.failing_since = None
+    db.session.commit()
+    return found
+
+
 def remove_endpoint(project_id: int, endpoint_id: int) -> bool:
     """Delete an endpoint with its deliveries; False if not found."""
     write_transaction()
@@ -157,6 +187,46 @@ def deliveries(project_id: int, *, endpoint_id=None, token_pk=None, limit=50) ->
     if token_pk is not None:
         query = query.where(Delivery.token_pk == token_pk)
     return list(db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).scalars())
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    """A delivery as a person reads it: what event, of which token, and every attempt."""
+
+    delivery: Delivery
+    event_type: str
+    token_id: str  # the public id, waitpoint_...
+    attempts: list[DeliveryAttempt]
+
+
+def delivery_log(
+    project_id: int, *, endpoint_id=None, token_pk=None, limit=50
+) -> list[DeliveryLog]:
+    """``deliveries`` with their event types, token ids and attempts, in four queries."""
+    return describe(deliveries(project_id, endpoint_id=endpoint_id, token_pk=token_pk, limit=limit))
+
+
+def describe(found: list[Delivery]) -> list[DeliveryLog]:
+    if not found:
+        return []
+    types = dict(
+        db.session.execute(
+            select(Event.id, Event.type).where(Event.id.in_({d.event_id for d in found}))
+        ).all()
+    )
+    token_ids = dict(
+        db.session.execute(
+            select(Token.pk, Token.public_id).where(Token.pk.in_({d.token_pk for d in found}))
+        ).all()
+    )
+    tries: dict[int, list[DeliveryAttempt]] = defaultdict(list)
+    query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_([d.id for d in found]))
+    for attempt in db.session.execute(query.order_by(DeliveryAttempt.id)).scalars():
+        tries[attempt.delivery_id].append(attempt)
+    return [
+        DeliveryLog(d, types[d.event_id], ID_PREFIX + token_ids[d.token_pk], tries[d.id])
+        for d in found
+    ]
 
 
 def attempts(delivery_id: int) -> list[DeliveryAttempt]:

@@ -123,6 +123,23 @@ class _Instruments:
             buckets=_FAST_BUCKETS,
             registry=r,
         )
+        self.webhook_attempts = Counter(
+            "waitpoint_webhook_attempts_total",
+            "Webhook sends, by result: success, http_error, timeout, connection_error, refused.",
+            ["result"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            "waitpoint_webhook_attempt_duration_seconds",
+            "Time one webhook send took, from the address lookup to the answer read.",
+            buckets=_HTTP_BUCKETS,
+            registry=r,
+        )
+        self.webhooks_failed = Counter(
+            "waitpoint_webhook_deliveries_failed_total",
+            "Webhook deliveries given up after their last retry.",
+            registry=r,
+        )
         # Label children by their values: a dict lookup per request instead of labels().
         self._http: dict[tuple[str, str, str], tuple] = {}
 
@@ -218,6 +235,17 @@ def writer_waited(seconds: float) -> None:
     _get().writer_wait.observe(seconds)
 
 
+def webhook_attempted(result: str, seconds: float) -> None:
+    """One webhook send (``infra.webhooks``): its result and how long it took."""
+    instruments = _get()
+    instruments.webhook_attempts.labels(result).inc()
+    instruments.webhook_duration.observe(seconds)
+
+
+def webhook_failed() -> None:
+    _get().webhooks_failed.inc()
+
+
 # -- several processes -------------------------------------------------------------
 
 
@@ -268,6 +296,12 @@ _OVERDUE = (
     .bindparams(bindparam("now", type_=UTCDateTime))
     .columns(overdue=Integer, oldest=UTCDateTime)
 )
+# Webhook deliveries still to send, and the longest any has been due: a range of the
+# partial ix_deliveries_pending_due (pending ones only).
+_PENDING_DELIVERIES = text(
+    "SELECT count(*) AS pending, min(next_attempt_at) AS oldest FROM deliveries"
+    " WHERE status = 'pending'"
+).columns(pending=Integer, oldest=UTCDateTime)
 
 
 class DatabaseFacts:
@@ -294,6 +328,7 @@ class DatabaseFacts:
         try:
             projects = db.session.execute(_WAITING_BY_PROJECT).all()
             overdue, oldest = db.session.execute(_OVERDUE, {"now": now}).one()
+            pending, pending_since = db.session.execute(_PENDING_DELIVERIES).one()
         finally:
             db.session.rollback()
         waiting = GaugeMetricFamily(
@@ -319,7 +354,17 @@ class DatabaseFacts:
             "How long the most overdue waiting token has been past its deadline (0 if none).",
             value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         )
-        return [waiting, info, overdue_family, lag]
+        deliveries = GaugeMetricFamily(
+            "waitpoint_webhook_deliveries_pending",
+            "Webhook deliveries not yet delivered nor given up (due now or retrying later).",
+            value=pending,
+        )
+        delivery_lag = GaugeMetricFamily(
+            "waitpoint_webhook_delivery_lag_seconds",
+            "How long the longest-due pending webhook delivery has been due (0 if none).",
+            value=max(0.0, (now - pending_since).total_seconds()) if pending_since else 0.0,
+        )
+        return [waiting, info, overdue_family, lag, deliveries, delivery_lag]
 
 
 class _Scrape:

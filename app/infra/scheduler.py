@@ -4,6 +4,9 @@ Every server process runs its own scheduler (``waitpoint serve`` starts one per
 gunicorn worker); ``expire_due`` is safe to run in several at once, so there is
 no leader to elect and no single point of failure. The first sweep runs at start,
 so tokens that fell due while the server was down are timed out at once.
+
+The webhook sender (``infra.webhooks``) runs beside it in the same scheduler, unless
+``WAITPOINT_WEBHOOKS=off``.
 """
 
 from __future__ import annotations
@@ -46,5 +49,9 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
         coalesce=True,
         misfire_grace_time=None,
     )
+    if app.config["WAITPOINT_WEBHOOKS"]:
+        from .webhooks import BackgroundSender
+
+        BackgroundSender(app).schedule(scheduler)  # every WAITPOINT_WEBHOOK_INTERVAL, and woken
     scheduler.start()
     return scheduler

@@ -6,7 +6,7 @@
     result = wait.for_token(token)          # blocks until decided or timed out
 
 ``Waitpoint`` is the explicit client; ``AsyncWaitpoint`` (and ``waitpoint.aio.wait``)
-its asyncio twin.
+its asyncio twin. ``waitpoint.webhooks.verify`` checks a webhook delivery's signature.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from . import webhooks
 from .aio import AsyncWaitpoint
 from .client import Waitpoint
 from .errors import (
@@ -27,6 +28,7 @@ from .errors import (
     WaitDeadlineExceeded,
     WaitpointError,
     WaitpointTimeoutError,
+    WebhookVerificationError,
 )
 from .models import CompleteResult, CreatedToken, Decision, Token, WaitResult
 
@@ -48,8 +50,10 @@ __all__ = [
     "Waitpoint",
     "WaitpointError",
     "WaitpointTimeoutError",
+    "WebhookVerificationError",
     "configure",
     "wait",
+    "webhooks",
 ]
 
 _options: dict[str, Any] = {}

@@ -51,3 +51,8 @@ class WaitpointTimeoutError(WaitpointError):
 class WaitDeadlineExceeded(WaitpointError):
     """``for_token(..., deadline=...)`` ran out on the client while the token was
     still waiting. The token is untouched and can be waited for again."""
+
+
+class WebhookVerificationError(WaitpointError):
+    """``webhooks.verify``: the delivery is not signed with this secret, was changed, is
+    too old or too new (a replay), or is not a Waitpoint event. Answer it with a 4xx."""
