@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
 
-from .support import TOKENS
+from .support import ROOT, TOKENS, waitpoint_command
+
+PASSWORD = "correct horse battery staple"
+
+
+def create_operator(server, project: str, email: str = "ops@example.com") -> str:
+    """An operator of ``project`` on a live server, made as an operator would: the CLI,
+    with the password on stdin."""
+    subprocess.run(
+        [*waitpoint_command(), "users", "create", "--email", email, "--project", project],
+        cwd=ROOT,
+        env=server.env,
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return email
+
 
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 

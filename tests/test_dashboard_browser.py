@@ -1,42 +1,20 @@
 """The dashboard in a real Chromium against a live server process."""
 
 import json
-import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
-from .browser import LiveApi, serious_violations
-from .support import ROOT, waitpoint_command
+from .browser import PASSWORD, LiveApi, create_operator, serious_violations
 
 pytestmark = pytest.mark.slow
-
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
 def operator(live_server, live_key):
     """An operator of the live key's project ('live'), created with the CLI."""
-    subprocess.run(
-        [
-            *waitpoint_command(),
-            "users",
-            "create",
-            "--email",
-            "ops@example.com",
-            "--project",
-            "live",
-        ],
-        cwd=ROOT,
-        env=live_server.env,
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return "ops@example.com"
+    return create_operator(live_server, "live")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ background sender calls a real receiver in this process."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,12 +11,11 @@ from playwright.sync_api import expect
 
 from waitpoint import webhooks
 
-from .browser import LiveApi, serious_violations
-from .support import ROOT, server_on_new_database, waitpoint_command
+from .browser import PASSWORD, LiveApi, create_operator, serious_violations
+from .support import server_on_new_database
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "correct horse battery staple"
 SHOTS = "/tmp/webhooks-{}-{}.png"
 
 
@@ -73,24 +71,7 @@ def hook_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hook_api(hook_server):
     api = LiveApi(hook_server, hook_server.new_key("hooks"))
-    subprocess.run(
-        [
-            *waitpoint_command(),
-            "users",
-            "create",
-            "--email",
-            "ops@example.com",
-            "--project",
-            "hooks",
-        ],
-        cwd=ROOT,
-        env=hook_server.env,
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    create_operator(hook_server, "hooks")
     yield api
     api.http.close()
 

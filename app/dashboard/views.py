@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from ..domain import accounts, capability, lifecycle, stored, token_list
+from ..domain import accounts, capability, lifecycle, stored, token_list, webhooks
 from ..domain.jsontext import check_text
 from ..domain.limits import TAG_MAX, TAGS_MAX
 from ..domain.stored import StoredToken
@@ -22,7 +22,6 @@ from ..web.templating import STATUS_LABELS
 from . import bp
 from .auth import login_required
 from .board import BoardFilter, board_page, status_counts, tag_suggestions
-from .deliveries import delivery_log
 from .forms import ActionForm, CompleteForm, LogoutForm, TimeoutForm
 
 PAGE_SIZE = 25
@@ -218,7 +217,7 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
         "decision_form": forms.get("decision") or DecisionForm(),
         "complete_form": forms.get("complete") or CompleteForm(),
         "timeout_form": TimeoutForm(),
-        "deliveries": delivery_log(project.id, token_pk=token.pk),
+        "deliveries": webhooks.delivery_log(project.id, token_pk=token.pk),
         "action_form": ActionForm(),
         "now": now,
     }

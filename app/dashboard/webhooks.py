@@ -16,7 +16,6 @@ from ..extensions import db
 from ..models import Token, WebhookEndpoint
 from . import bp
 from .auth import login_required
-from .deliveries import delivery_log
 from .forms import ActionForm, EndpointForm
 from .views import _project
 
@@ -130,7 +129,7 @@ def endpoint_deliveries(project_id: int, endpoint_id: int):
         project=project,
         endpoint=endpoint,
         endpoint_types=endpoint_types,
-        deliveries=delivery_log(project.id, endpoint_id=endpoint.id),
+        deliveries=webhooks.delivery_log(project.id, endpoint_id=endpoint.id),
         action_form=ActionForm(),
         back="endpoint",
     )

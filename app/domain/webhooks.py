@@ -198,6 +198,11 @@ class DeliveryLog:
     token_id: str  # the public id, waitpoint_...
     attempts: list[DeliveryAttempt]
 
+    @property
+    def token_short(self) -> str:
+        """The start of the token's id, as lists show it."""
+        return self.token_id.removeprefix(ID_PREFIX)[:8]
+
 
 def delivery_log(
     project_id: int, *, endpoint_id=None, token_pk=None, limit=50
