@@ -115,15 +115,7 @@ def set_enabled(
     project_id: int, endpoint_id: int, enabled: bool, reason: str | None = None
 ) -> WebhookEndpoint | None:
     """Enable (clearing its failure streak) or disable an endpoint; None if not found."""
-    write_transaction()
-    found = endpoint(project_id, endpoint_id)
-    if found is not None:
-        found.enabled = enabled
-        found.disabled_reason = None if enabled else (reason or "disabled by an operator")
-        if enabled:
-            found.failing_since = None
-    db.session.commit()
-    return found
+    return update_endpoint(project_id, endpoint_id, enabled=enabled, reason=reason)
 
 
 def rotate_secret(project_id: int, endpoint_id: int) -> str | None:
