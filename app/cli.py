@@ -7,7 +7,6 @@ Flask-Migrate ``db`` group (``waitpoint db upgrade``).
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -314,7 +313,7 @@ def webhooks_add(project_name: str, url: str, event_types: tuple[str, ...]) -> N
 
 
 def _types(endpoint) -> str:
-    return ",".join(json.loads(endpoint.event_types)) or "all events"
+    return ",".join(webhooks.named_types(endpoint)) or "all events"
 
 
 @webhooks_group.command("list")

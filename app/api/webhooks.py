@@ -7,8 +7,6 @@ Another project's endpoint or delivery is a 404, exactly like an id that does no
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app, g, jsonify, request
 
 from ..domain import stored, webhooks
@@ -154,7 +152,7 @@ def endpoint_json(endpoint: WebhookEndpoint) -> dict:
     item = {
         "id": endpoint.id,
         "url": endpoint.url,
-        "eventTypes": json.loads(endpoint.event_types),
+        "eventTypes": webhooks.named_types(endpoint),
         "enabled": endpoint.enabled,
     }
     if not endpoint.enabled and endpoint.disabled_reason:

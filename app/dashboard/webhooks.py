@@ -4,8 +4,6 @@ redirects to, and never again."""
 
 from __future__ import annotations
 
-import json
-
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
@@ -24,7 +22,7 @@ SHOWN_SECRET = "webhook_secret_once"  # the session key holding a secret until i
 
 
 def endpoint_types(endpoint: WebhookEndpoint) -> str:
-    named = json.loads(endpoint.event_types)
+    named = webhooks.named_types(endpoint)
     return ", ".join(named) if named else "all events"
 
 

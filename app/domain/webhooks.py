@@ -71,9 +71,9 @@ def check_event_types(types, field: str = "eventTypes") -> list[str]:
     return list(dict.fromkeys(types))
 
 
-def wanted_types(endpoint: WebhookEndpoint) -> list[str]:
-    """The types an endpoint gets: all of them when it named none."""
-    return json.loads(endpoint.event_types) or list(EVENT_TYPES)
+def named_types(endpoint: WebhookEndpoint) -> list[str]:
+    """The event types an endpoint named; an empty list means it gets every type."""
+    return json.loads(endpoint.event_types)
 
 
 # -- endpoints -------------------------------------------------------------------
@@ -224,11 +224,6 @@ def describe(found: list[Delivery]) -> list[DeliveryLog]:
         DeliveryLog(d, types[d.event_id], ID_PREFIX + token_ids[d.token_pk], tries[d.id])
         for d in found
     ]
-
-
-def attempts(delivery_id: int) -> list[DeliveryAttempt]:
-    query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
-    return list(db.session.execute(query.order_by(DeliveryAttempt.id)).scalars())
 
 
 def delivery(project_id: int, delivery_id: int) -> Delivery | None:
