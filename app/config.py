@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from limits import RateLimitItem
 from limits.util import parse_many
@@ -212,6 +213,63 @@ def env_allow_private(environ: dict, name: str) -> bool | tuple[str, ...]:
     return tuple(entries)
 
 
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where mail goes: ``smtp://`` (STARTTLS when the server offers it, and required
+    before a password is sent) or ``smtps://`` (TLS from the start)."""
+
+    host: str
+    port: int
+    tls: bool  # smtps: TLS from the first byte
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never the password, in a log or a traceback
+        user = f"{self.username}@" if self.username else ""
+        return f"SmtpSettings({'smtps' if self.tls else 'smtp'}://{user}{self.host}:{self.port})"
+
+
+def env_smtp_url(environ: dict, name: str) -> SmtpSettings | None:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(
+            f"{name} must be smtp://[user:password@]host[:port] or smtps://... (got scheme "
+            f"{parts.scheme!r})"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not have a path, query or fragment")
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+    except ValueError:
+        raise ConfigError(f"{name} has a port that is not a number from 1 to 65535") from None
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port,
+        tls=parts.scheme == "smtps",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def env_mail_from(environ: dict, name: str, default: str) -> str:
+    """A From header: ``Waitpoint <approvals@example.com>`` or an address alone."""
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    raw = environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    display, address = parseaddr(value)
+    if "@" not in address or "\n" in value or "\r" in value:
+        raise ConfigError(f"{name} must be an address such as Waitpoint <approvals@example.com>")
+    try:
+        return str(Address(display_name=display, addr_spec=address))
+    except (ValueError, IndexError):
+        raise ConfigError(f"{name} is not a valid address (got {raw!r})") from None
+
+
 DEFAULT_PASSWORD_HASH = "scrypt"  # werkzeug's default
 
 
@@ -261,6 +319,7 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
         raise ConfigError("SECRET_KEY must be at least 16 characters long")
 
     public_url = env_public_url(environ, "WAITPOINT_PUBLIC_URL")
+    smtp = env_smtp_url(environ, "WAITPOINT_SMTP_URL")
     return {
         "WAITPOINT_ENV": env_name,
         "SECRET_KEY": secret,
@@ -321,6 +380,19 @@ def from_environment(instance_path: Path, environ: dict | None = None) -> dict:
         "WAITPOINT_WEBHOOK_ALLOW_PRIVATE": env_allow_private(
             environ, "WAITPOINT_WEBHOOK_ALLOW_PRIVATE"
         ),
+        # Mail to named approvers (README: Approvers and email).
+        "WAITPOINT_SMTP_URL": smtp,
+        "WAITPOINT_MAIL_FROM": env_mail_from(
+            environ, "WAITPOINT_MAIL_FROM", "Waitpoint <waitpoint@localhost>"
+        ),
+        # No SMTP: mail goes to the dashboard's Mail page. On by default in development
+        # only; in production, tokens with approvers need SMTP unless this is turned on.
+        "WAITPOINT_LOCAL_MAILBOX": env_bool(
+            environ, "WAITPOINT_LOCAL_MAILBOX", smtp is None and env_name == "development"
+        ),
+        "WAITPOINT_MAIL_INTERVAL": env_float(environ, "WAITPOINT_MAIL_INTERVAL", 1.0, minimum=0.05),
+        "WAITPOINT_MAIL_BATCH": env_int(environ, "WAITPOINT_MAIL_BATCH", 100, minimum=1),
+        "WAITPOINT_SMTP_TIMEOUT": env_float(environ, "WAITPOINT_SMTP_TIMEOUT", 20.0, minimum=0.1),
         **{
             name: env_rate_limit(environ, name, default)
             for name, default in RATE_LIMIT_DEFAULTS.items()

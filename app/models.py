@@ -158,6 +158,10 @@ class Token(db.Model):
     # The token's own one-off webhook endpoint (a Waitpoint extension), and its secret.
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str | None] = mapped_column(String(100))
+    # Named approvers (``token_approvers``): how many must approve; None without them.
+    required_approvals: Mapped[int | None] = mapped_column(Integer)
+    # Who asked (an email): shown to the approvers; cannot approve their own request.
+    requested_by: Mapped[str | None] = mapped_column(String(limits.EMAIL_MAX))
 
     __table_args__ = (
         Index("ix_tokens_project_status_pk", "project_id", "status", "pk"),
@@ -330,3 +334,77 @@ class DeliveryAttempt(db.Model):
     error: Mapped[str | None] = mapped_column(Text)  # a timeout, a refused address...
 
     __table_args__ = (Index("ix_delivery_attempts_delivery_id", "delivery_id", "id"),)
+
+
+APPROVED = "approved"
+REJECTED = "rejected"
+
+
+class TokenApprover(db.Model):
+    """A named approver of a token, and their vote (``domain.approvers``): the row is the
+    vote, so each approver decides at most once (a conditional UPDATE on ``decision``)."""
+
+    __tablename__ = "token_approvers"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(Integer)
+    # 1, 2, ... in the order given at create: what the personal link names.
+    position: Mapped[int] = mapped_column(Integer)
+    email: Mapped[str] = mapped_column(String(limits.EMAIL_MAX))
+    name: Mapped[str | None] = mapped_column(String(limits.APPROVER_NAME_MAX))
+    decision: Mapped[str | None] = mapped_column(String(16))  # approved | rejected
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+
+    __table_args__ = (
+        Index("ux_token_approvers_token_position", "token_pk", "position", unique=True),
+        # "Waiting on <email>": the tokens of a project where this approver has not voted.
+        Index("ix_token_approvers_project_email", "project_id", "email", "token_pk"),
+    )
+
+
+class MailMessage(db.Model):
+    """An email to an approver, written with what caused it (an outbox, like
+    ``deliveries``) and sent in the background (``infra.mailer``). What was sent (subject
+    and both parts) is kept: the dashboard shows it, and it is the local mailbox."""
+
+    __tablename__ = "mail_messages"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"))
+    approver_id: Mapped[int] = mapped_column(
+        ForeignKey("token_approvers.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # request | reminder | closed
+    to_email: Mapped[str] = mapped_column(String(limits.EMAIL_MAX))
+    # pending | sent | skipped (no longer needed when due) | failed
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    transport: Mapped[str | None] = mapped_column(String(16))  # smtp | mailbox, once sent
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The mailers' work queue: only what is still pending, by when it is due.
+        Index(
+            "ix_mail_messages_pending_due",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_mail_messages_token_pk", "token_pk", "id"),
+        Index("ix_mail_messages_project_id", "project_id", "id"),
+        Index("ix_mail_messages_approver_id", "approver_id"),
+    )

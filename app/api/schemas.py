@@ -20,6 +20,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from email_validator import EmailNotValidError, validate_email
 from pydantic_core import PydanticCustomError
 
 from ..domain import limits
@@ -79,6 +80,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def email_address(value: str) -> str:
+    """An address checked by ``email-validator`` (syntax only: no DNS lookups), in lower
+    case, so that one person is one address."""
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address ({exc})") from None
+    return checked.normalized.lower()
+
+
+Email = Annotated[
+    str, StringConstraints(min_length=3, max_length=limits.EMAIL_MAX), AfterValidator(email_address)
+]
+
+
+class ApproverRequest(_Strict):
+    email: Email = Field(description="Where the approver's personal link is sent.")
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.APPROVER_NAME_MAX,
+        description="How the approver is shown to the others (the address if none).",
+    )
+
+
 class CreateTokenRequest(_Strict):
     idempotencyKey: str | None = Field(
         None,
@@ -126,6 +152,34 @@ class CreateTokenRequest(_Strict):
         "with the webhookSecret of the create response.",
     )
 
+    approvers: list[ApproverRequest] | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.APPROVERS_MAX,
+        description=f"Waitpoint extension: at most {limits.APPROVERS_MAX} named approvers, each "
+        "emailed a personal link; the token is then decided by them (duplicates by address are "
+        "removed, addresses are kept in lower case).",
+    )
+    requiredApprovals: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=limits.APPROVERS_MAX,
+        description="Waitpoint extension: how many distinct approvers must approve (default "
+        "1, at most the number of approvers). One rejection rejects the token.",
+    )
+    requestedBy: Email | None = Field(
+        None,
+        description="Waitpoint extension: the email of who asks; shown to the approvers, and "
+        "that person cannot approve their own request.",
+    )
+    reminders: list[str] | None = Field(
+        None,
+        max_length=limits.REMINDERS_MAX,
+        description=f"Waitpoint extension: at most {limits.REMINDERS_MAX} durations after "
+        "creation (each before the timeout): approvers who have not answered by then get a "
+        "reminder email. " + DURATION_DOC,
+    )
+
     @field_validator("idempotencyKeyTTL")
     @classmethod
     def _ttl_is_duration(cls, value: str | None) -> str | None:
@@ -151,6 +205,14 @@ class CreateTokenRequest(_Strict):
     @classmethod
     def _storable_text(cls, value):
         return storable(value)
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders_are_durations(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or ():
+            if parse_duration(text).total_seconds() <= 0:
+                raise ValueError("each reminder must be longer than zero")
+        return value
 
     def tag_list(self) -> tuple[str, ...]:
         if self.tags is None:
@@ -197,6 +259,16 @@ class Decision(BaseModel):
     userAgent: str | None = None
 
 
+class ApproverState(BaseModel):
+    """A named approver and their vote (``decision`` null until they answer)."""
+
+    email: str
+    name: str | None = None
+    decision: Literal["approved", "rejected"] | None
+    decidedAt: str | None = None
+    comment: str | None = None
+
+
 class TokenRetrieveResponse(TokenItem):
     output: str | None = Field(None, description="The output, serialized as a JSON string.")
     outputType: Literal["application/json"] | None = None
@@ -208,6 +280,15 @@ class TokenRetrieveResponse(TokenItem):
         None,
         description="Waitpoint extension: who approved or rejected the token on the approval "
         "page, when, and from where. Omitted unless it was decided there.",
+    )
+    requiredApprovals: int | None = Field(
+        None, description="Waitpoint extension: for a token with named approvers."
+    )
+    requestedBy: str | None = None
+    approvers: list[ApproverState] | None = Field(
+        None,
+        description="Waitpoint extension: the named approvers, in the order given, and "
+        "their votes so far.",
     )
 
 
@@ -287,6 +368,13 @@ class ListTokensQuery(_Strict):
         max_length=64,
         description="ISO date-time or epoch milliseconds.",
     )
+    approver: str | None = Field(
+        None,
+        alias="filter[approver]",
+        max_length=limits.EMAIL_MAX,
+        description="Waitpoint extension: tokens on which this named approver (an email) "
+        "has not voted yet.",
+    )
 
     @field_validator("period")
     @classmethod
@@ -323,6 +411,11 @@ class ListTokensQuery(_Strict):
     @classmethod
     def _storable_text(cls, value):
         return storable(value)
+
+    @field_validator("approver")
+    @classmethod
+    def _approver_email(cls, value: str | None) -> str | None:
+        return email_address(value) if value is not None else None
 
     def statuses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.status.split(","))) if self.status else ()

@@ -14,6 +14,7 @@ from ..domain import capability, lifecycle, stored, token_list, webhooks
 from ..domain.stored import StoredToken
 from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..domain.wire import token_json
+from ..infra import mailer
 from ..infra.waiting import client_gone
 from ..models import COMPLETED, WAITING
 from ..web.security import completion_record
@@ -56,6 +57,7 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
         except webhooks.WebhookError as exc:
             raise ApiError(400, str(exc)) from None
     return lifecycle.NewToken(
+        **_approvers_of(body, now, timeout_at),
         timeout_at=timeout_at,
         tags=body.tag_list(),
         idempotency_key=body.idempotencyKey,
@@ -66,6 +68,43 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
         webhook_url=webhook_url,
         webhook_secret=webhooks.new_secret() if webhook_url else None,
     )
+
+
+def _approvers_of(body: CreateTokenRequest, now: datetime, timeout_at: datetime | None) -> dict:
+    """The named approvers' part of a new token (``approvers``, ``requiredApprovals``,
+    ``requestedBy``, ``reminders``), checked against each other."""
+    first_of_each: dict = {}
+    for approver in body.approvers or ():
+        first_of_each.setdefault(approver.email, approver)
+    listed = list(first_of_each.values())
+    if not listed:
+        for name in ("requiredApprovals", "reminders"):
+            if getattr(body, name) is not None:
+                raise ApiError(400, f"{name}: needs approvers")
+        return {"requested_by": body.requestedBy}
+    required = body.requiredApprovals or 1
+    if required > len(listed):
+        raise ApiError(
+            400, f"requiredApprovals: must be at most the number of approvers ({len(listed)})"
+        )
+    eligible = [a for a in listed if a.email != body.requestedBy]
+    if required > len(eligible):
+        raise ApiError(
+            400,
+            f"requestedBy: {body.requestedBy} cannot approve their own request, which leaves "
+            f"{len(eligible)} possible approver(s) for requiredApprovals {required}",
+        )
+    reminders = sorted({parse_duration(text) for text in body.reminders or ()})
+    if timeout_at is not None and any(now + after >= timeout_at for after in reminders):
+        raise ApiError(400, "reminders: each reminder must come before the timeout")
+    if not mailer.can_send(current_app.config):
+        raise ApiError(400, "approvers: " + mailer.CANNOT_SEND)
+    return {
+        "approvers": tuple(lifecycle.NewApprover(a.email, a.name) for a in listed),
+        "required_approvals": required,
+        "requested_by": body.requestedBy,
+        "reminders": tuple(reminders),
+    }
 
 
 @bp.get(f"{TOKENS}/<token_id>")
@@ -157,6 +196,7 @@ def _token_filter(query: ListTokensQuery, now: datetime) -> token_list.TokenFilt
         ),
         created_from=created_from,
         created_to=created_to,
+        approver=query.approver,
     )
 
 

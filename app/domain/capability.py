@@ -1,14 +1,23 @@
-"""Callback URLs: capability URLs whose signature is the only permission needed.
+"""Callback URLs and personal links: capability URLs whose signature is the only
+permission needed.
 
-``{PUBLIC_URL}/api/v1/waitpoints/tokens/{id}/callback/{hash}`` where ``hash`` is an
-HMAC-SHA256 of the token id under a key derived from ``SECRET_KEY``.
+- ``{PUBLIC_URL}/api/v1/waitpoints/tokens/{id}/callback/{hash}``: ``hash`` is an
+  HMAC-SHA256 of the token id under a key derived from ``SECRET_KEY``;
+- ``{PUBLIC_URL}/approvers/{id}/{n}/{hash}``: the personal link of the token's n-th
+  named approver, signed under another derived key.
 """
 
 from __future__ import annotations
 
 from flask import current_app, has_request_context, request
 
-from .credentials import callback_signature, callback_signature_ok
+from .approvers import StoredApprover, of_token
+from .credentials import (
+    approver_signature,
+    approver_signature_ok,
+    callback_signature,
+    callback_signature_ok,
+)
 from .stored import StoredToken, find_token
 
 # Outside a request and without WAITPOINT_PUBLIC_URL (a webhook about a time-out the
@@ -41,3 +50,27 @@ def signed(public_id: str, signature: str) -> bool:
 def token_for(public_id: str, signature: str) -> StoredToken | None:
     """The token a callback URL names; None alike for a bad signature and an unknown id."""
     return find_token(public_id) if signed(public_id, signature) else None
+
+
+def approver_path(public_id: str, position: int) -> str:
+    signature = approver_signature(current_app.config["SECRET_KEY"], public_id, position)
+    return f"/approvers/{public_id}/{position}/{signature}"
+
+
+def approver_url(public_id: str, position: int) -> str:
+    return public_base_url() + approver_path(public_id, position)
+
+
+def approver_for(
+    public_id: str, position: int, signature: str
+) -> tuple[StoredToken, StoredApprover] | None:
+    """The token and approver a personal link names; None alike for a bad signature, an
+    unknown token and a position the token does not have."""
+    secret = current_app.config["SECRET_KEY"]
+    if not approver_signature_ok(secret, public_id, position, signature):
+        return None
+    token = find_token(public_id)
+    if token is None:
+        return None
+    approver = next((a for a in of_token(token.pk) if a.position == position), None)
+    return (token, approver) if approver is not None else None

@@ -2,7 +2,9 @@
 
 API keys are random, prefixed (``wp_``), stored only as SHA-256 hashes and
 compared in constant time. Callback URLs carry an HMAC of the token id keyed by a
-secret derived from ``SECRET_KEY`` (never an API key), so they need no storage.
+secret derived from ``SECRET_KEY`` (never an API key), so they need no storage; an
+approver's personal link, an HMAC of the token id and the approver's position under a
+second derived key.
 """
 
 from __future__ import annotations
@@ -44,6 +46,21 @@ def callback_signature(secret_key: str, token_id: str) -> str:
 
 def callback_signature_ok(secret_key: str, token_id: str, signature: str) -> bool:
     return same_digest(callback_signature(secret_key, token_id), signature)
+
+
+@lru_cache(maxsize=4)
+def _approver_key(secret_key: str) -> bytes:
+    # Another key of its own: a personal link never doubles as a callback URL, nor back.
+    return hmac.new(secret_key.encode(), b"waitpoint approver url v1", hashlib.sha256).digest()
+
+
+def approver_signature(secret_key: str, token_id: str, position: int) -> str:
+    message = f"{token_id}/{position}".encode()
+    return hmac.new(_approver_key(secret_key), message, hashlib.sha256).hexdigest()
+
+
+def approver_signature_ok(secret_key: str, token_id: str, position: int, signature: str) -> bool:
+    return same_digest(approver_signature(secret_key, token_id, position), signature)
 
 
 def new_public_id() -> str:

@@ -33,7 +33,8 @@ from ..models import (
     Token,
     TokenTag,
 )
-from . import outbox, stored
+from . import approvers, outbox, stored
+from .approvers import NewApprover
 from .credentials import new_public_id
 from .stored import TOKENS, StoredToken
 from .timeutil import isoformat, utcnow
@@ -69,6 +70,11 @@ class NewToken:
     details: dict | None = None
     webhook_url: str | None = None  # the token's own endpoint, signed with webhook_secret
     webhook_secret: str | None = None
+    # Named approvers (``domain.approvers``): empty for a token anyone with the link decides.
+    approvers: tuple[NewApprover, ...] = ()
+    required_approvals: int | None = None
+    requested_by: str | None = None
+    reminders: tuple[timedelta, ...] = ()  # after creation: to approvers yet to answer
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[StoredT
         try:
             # The key's row is inserted at once: on PostgreSQL a concurrent create with
             # the same key fails here (after waiting for the other), not at COMMIT.
-            token, deliveries = _insert_token(project_id, new, key_hash, now)
+            token, deliveries, mail = _insert_token(project_id, new, key_hash, now)
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
@@ -108,6 +114,8 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[StoredT
         metrics.token_created(project_id)
         if deliveries:
             outbox.deliveries_enqueued.send(current_app._get_current_object())
+        if mail:
+            approvers.mail_enqueued.send(current_app._get_current_object())
         return token, False
     raise RuntimeError("idempotency key kept changing hands; giving up after 3 attempts")
 
@@ -135,8 +143,9 @@ def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> Sto
 
 def _insert_token(
     project_id: int, new: NewToken, key_hash: str | None, now: datetime
-) -> tuple[StoredToken, int]:
-    """The new token, and how many webhook deliveries its created event enqueued."""
+) -> tuple[StoredToken, int, int]:
+    """The new token, how many webhook deliveries its created event enqueued, and how many
+    emails its approvers will get."""
     key_expires_at = now + new.idempotency_ttl if new.idempotency_ttl and key_hash else None
     row = db.session.execute(
         _INSERT_TOKEN,
@@ -155,6 +164,8 @@ def _insert_token(
             "details_json": json.dumps(new.details) if new.details is not None else None,
             "webhook_url": new.webhook_url,
             "webhook_secret": new.webhook_secret,
+            "required_approvals": new.required_approvals if new.approvers else None,
+            "requested_by": new.requested_by,
         },
     ).one()
     token = stored.from_row(row)  # a new token: no completion to look for
@@ -183,6 +194,11 @@ def _insert_token(
         },
     ).scalar_one()
     token_deliveries = outbox.enqueue([event_id])
+    mail = 0
+    if new.approvers:
+        mail = approvers.insert_approvers(
+            token.pk, project_id, new.approvers, now, new.reminders
+        )
     if key_hash is not None:
         db.session.execute(
             insert(IdempotencyKey.__table__).values(
@@ -192,7 +208,7 @@ def _insert_token(
                 expires_at=key_expires_at,
             )
         )
-    return token, token_deliveries
+    return token, token_deliveries, mail
 
 
 _INSERT_TOKEN = insert(TOKENS).returning(*TOKENS.c)
@@ -245,7 +261,16 @@ def _finish(
     ``TIMED_OUT`` afterwards is told what is stored, and nothing can complete it later.
     """
     write_transaction()
-    clock = _clock(now)
+    finished, change = _finish_in_transaction(token_pk, values, record, _clock(now), move_deadline)
+    db.session.commit()
+    _after_commit(change)
+    return finished
+
+
+def _finish_in_transaction(
+    token_pk: int, values: dict, record: CompletionRecord, clock, move_deadline: bool = False
+) -> tuple[bool, Change]:
+    """``_finish`` inside a write transaction the caller opened and commits."""
     stamped = {**values, "finished_at": clock}
     if move_deadline:
         stamped["timeout_at"] = clock
@@ -272,9 +297,7 @@ def _finish(
         _record(change, moved_deadline=move_deadline)
     else:
         change = _time_out_overdue([token_pk], clock, source="request")
-    db.session.commit()
-    _after_commit(change)
-    return finished is not None
+    return finished is not None, change
 
 
 def _finish_statement(deadline_not_past):
@@ -285,9 +308,12 @@ def _finish_statement(deadline_not_past):
             TOKENS.c.status == WAITING,
             or_(TOKENS.c.timeout_at.is_(None), deadline_not_past),
         )
-        .returning(TOKENS.c.pk, TOKENS.c.project_id, TOKENS.c.finished_at)
+        .returning(*_CHANGED)
     )
 
+
+# What a transition returns of each token it changed (``Change.tokens``).
+_CHANGED = (TOKENS.c.pk, TOKENS.c.project_id, TOKENS.c.finished_at, TOKENS.c.required_approvals)
 
 # Two shapes, built once: against a time given as a parameter, or the database's clock.
 _FINISH = _finish_statement(TOKENS.c.timeout_at > bindparam("now"))
@@ -331,7 +357,7 @@ def _time_out_overdue(token_pks, clock, source: str) -> Change:
             TOKENS.c.timeout_at <= clock,
         )
         .values(status=TIMED_OUT, finished_at=clock)
-        .returning(TOKENS.c.pk, TOKENS.c.project_id, TOKENS.c.finished_at)
+        .returning(*_CHANGED)
     ).all()
     change = Change(TIMED_OUT, source, expired)
     _record(change)
@@ -342,12 +368,14 @@ def _time_out_overdue(token_pks, clock, source: str) -> Change:
 class Change:
     """Tokens one write moved to ``status``, as ``source`` (``api``, ``callback``, ``page``,
     ``dashboard``; ``sweep`` or ``request`` for time-outs): rows of (pk, project_id,
-    finished_at); and how many webhook deliveries their events enqueued."""
+    finished_at, required_approvals); how many webhook deliveries their events enqueued,
+    and how many emails (notes to approvers who had not answered)."""
 
     status: str
     source: str
     tokens: list
     deliveries: int = 0
+    mail: int = 0
 
     @property
     def pks(self) -> list[int]:
@@ -403,6 +431,9 @@ def _record(change: Change, *, moved_deadline: bool = False) -> None:
         .all()
     )
     change.deliveries = outbox.enqueue(event_ids)
+    with_approvers = [t.pk for t in change.tokens if t.required_approvals is not None]
+    if with_approvers:
+        change.mail = approvers.enqueue_closing_notes(with_approvers, change.tokens[0].finished_at)
 
 
 def _after_commit(change: Change) -> None:
@@ -414,6 +445,8 @@ def _after_commit(change: Change) -> None:
     token_decided.send(app, token_pks=change.pks)
     if change.deliveries:
         outbox.deliveries_enqueued.send(app)
+    if change.mail:
+        approvers.mail_enqueued.send(app)
     if change.status == COMPLETED:
         for token in change.tokens:
             metrics.token_completed(token.project_id, change.source)
@@ -431,11 +464,119 @@ def decide_token(
 ) -> bool:
     """Approve or reject: complete with ``{"approved", "comment", "approver"}``.
 
-    ``record.actor`` is the approver's name (or None). True if this call decided it.
+    ``record.actor`` is the approver's name (or None). True if this call decided it. An
+    operator deciding a token with named approvers (the dashboard) overrides them; the
+    output then also lists the ``approvals`` given so far.
     """
-    output = to_json_text({"approved": approved, "comment": comment, "approver": record.actor})
+    decision: dict = {"approved": approved}
+    listed = approvers.of_token(token_pk)
+    if listed:
+        votes = approvers.Progress(len(listed), tuple(listed)).approvals
+        decision["approvals"] = [vote.vote_json() for vote in votes]
+    decision.update(comment=comment, approver=record.actor)
+    output = to_json_text(decision)
     record = replace(record, approved=approved, comment=comment)
     return complete_token(token_pk, output, record, now)
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    """What became of a named approver's vote: recorded (or why not), and whether it
+    decided the token."""
+
+    recorded: bool
+    decided: bool = False
+    refused: str | None = None  # a reason to tell the approver, when it was refused
+
+
+_LOCK_TOKEN = (
+    select(TOKENS.c.requested_by).where(TOKENS.c.pk == bindparam("pk")).with_for_update()
+)
+_APPROVERS = approvers.APPROVERS
+
+
+def _vote_statement(deadline_not_past):
+    still_open = (
+        select(TOKENS.c.pk)
+        .where(
+            TOKENS.c.pk == bindparam("token_pk"),
+            TOKENS.c.status == WAITING,
+            or_(TOKENS.c.timeout_at.is_(None), deadline_not_past),
+        )
+        .exists()
+    )
+    return (
+        update(_APPROVERS)
+        .where(
+            _APPROVERS.c.id == bindparam("approver_id"),
+            _APPROVERS.c.decision.is_(None),
+            still_open,
+        )
+        .returning(_APPROVERS.c.id)
+    )
+
+
+_VOTE = _vote_statement(TOKENS.c.timeout_at > bindparam("now"))
+_VOTE_ON_DB_CLOCK = _vote_statement(TOKENS.c.timeout_at > func.clock_timestamp())
+
+
+def vote(
+    token_pk: int,
+    approver_id: int,
+    approve: bool,
+    comment: str,
+    record: CompletionRecord,
+    now: datetime | None = None,
+) -> VoteOutcome:
+    """A named approver approves or rejects (``domain.approvers``).
+
+    The token's row is locked first (PostgreSQL; on SQLite the one writer holds the
+    database), so votes on one token are counted one at a time: the vote that reaches the
+    quorum, or the first rejection, completes the token through ``_finish``'s conditional
+    UPDATE, exactly once. A vote is refused if this approver has voted, if the token is
+    final or past its deadline (it is timed out then), and an approval by the person who
+    requested it.
+    """
+    write_transaction()
+    requested_by = db.session.execute(_LOCK_TOKEN, {"pk": token_pk}).scalar_one()
+    listed = approvers.of_token(token_pk)
+    me = next(a for a in listed if a.id == approver_id)
+    if approve and me.is_requester_of(requested_by):
+        db.session.commit()
+        return VoteOutcome(False, refused="You requested this, so you cannot approve it.")
+    clock = _clock(now)
+    statement = _VOTE if isinstance(clock, datetime) else _VOTE_ON_DB_CLOCK
+    values = {
+        "decision": approvers.APPROVED if approve else approvers.REJECTED,
+        "comment": comment,
+        "decided_at": clock,
+        "ip": record.ip,
+        "user_agent": record.user_agent,
+    }
+    params = {"token_pk": token_pk, "approver_id": approver_id, "now": clock}
+    if statement is _VOTE_ON_DB_CLOCK:
+        del params["now"]
+    recorded = db.session.execute(statement.values(**values), params).one_or_none()
+    if recorded is None:  # voted already, or the token is final or overdue
+        change = _time_out_overdue([token_pk], clock, source="request")
+        db.session.commit()
+        _after_commit(change)
+        return VoteOutcome(False)
+    token = stored.token_by_pk(token_pk)
+    progress = approvers.progress_of(token)
+    me = next(a for a in progress.approvers if a.id == approver_id)
+    decided, change = False, None
+    if me.rejected or len(progress.approvals) >= progress.required:
+        output = approvers.decision_output(progress, me)
+        deciding = replace(record, approved=approve, actor=me.email, comment=comment)
+        decided, change = _finish_in_transaction(
+            token_pk, {"status": COMPLETED, "output": output}, deciding, clock
+        )
+    db.session.commit()
+    if change is not None:
+        _after_commit(change)
+    metrics.approver_voted(approve)
+    return VoteOutcome(True, decided)
 
 
 def to_json_text(value) -> str:

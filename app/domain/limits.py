@@ -16,3 +16,6 @@ DETAIL_VALUE_MAX = 1000  # characters in a string value of ``details``
 IDEMPOTENCY_KEY_MAX = 2048
 APPROVER_NAME_MAX = 100  # the name an approver types on the page
 COMMENT_MAX = 2000  # an approver's or operator's comment
+EMAIL_MAX = 320  # an email address (RFC 5321's path limit)
+APPROVERS_MAX = 20  # named approvers of a token
+REMINDERS_MAX = 5  # reminder emails of a token

@@ -55,6 +55,8 @@ class StoredToken:
     title: str | None
     description: str | None
     details_json: str | None
+    required_approvals: int | None  # named approvers (``domain.approvers``): the quorum
+    requested_by: str | None
     completion: StoredCompletion | None = None
 
     @property

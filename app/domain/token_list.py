@@ -19,7 +19,7 @@ from sqlalchemy import Integer, and_, bindparam, or_, select, union
 
 from ..extensions import db
 from ..models import COMPLETED, TIMED_OUT, WAITING, Token, TokenTag
-from . import stored
+from . import approvers, stored
 from .stored import TOKENS, StoredToken
 
 _CURSOR = re.compile(r"t[0-9]{1,19}", re.ASCII)
@@ -50,6 +50,7 @@ class TokenFilter:
     idempotency_key_hash: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    approver: str | None = None  # waiting on this named approver (an email)
 
 
 @dataclass
@@ -131,6 +132,7 @@ def _has_row_filters(flt: TokenFilter) -> bool:
         flt.idempotency_key_hash is not None
         or flt.created_from is not None
         or flt.created_to is not None
+        or flt.approver is not None
     )
 
 
@@ -160,6 +162,8 @@ def _filtered(project_id, flt, now, after, before):
         query = query.where(Token.created_at >= flt.created_from)
     if flt.created_to is not None:
         query = query.where(Token.created_at <= flt.created_to)
+    if flt.approver is not None:
+        query = query.where(approvers.waiting_on(project_id, flt.approver))
     return query
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import COMPLETED, TIMED_OUT
-from . import lifecycle
+from . import approvers, lifecycle
 from .capability import callback_url
 from .stored import StoredToken
 from .timeutil import isoformat
@@ -55,6 +55,11 @@ def _add_request_fields(item: dict, token: StoredToken) -> None:
         item["description"] = token.description
     if token.details_json is not None:
         item["details"] = token.details
+    if token.requested_by is not None:
+        item["requestedBy"] = token.requested_by
+    if token.required_approvals is not None:
+        item["requiredApprovals"] = token.required_approvals
+        item["approvers"] = [a.wire_json() for a in approvers.of_token(token.pk)]
     completion = token.completion
     if completion is not None and completion.approved is not None:
         decision = {

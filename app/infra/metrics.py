@@ -140,6 +140,19 @@ class _Instruments:
             "Webhook deliveries given up after their last retry.",
             registry=r,
         )
+        self.votes = Counter(
+            "waitpoint_approver_votes_total",
+            "Votes of named approvers recorded, by decision (approved, rejected).",
+            ["decision"],
+            registry=r,
+        )
+        self.mail = Counter(
+            "waitpoint_mail_attempts_total",
+            "Emails to approvers tried, by kind (request, reminder, closed) and result (sent, "
+            "retry, failed).",
+            ["kind", "result"],
+            registry=r,
+        )
         # Label children by their values: a dict lookup per request instead of labels().
         self._http: dict[tuple[str, str, str], tuple] = {}
 
@@ -244,6 +257,14 @@ def webhook_attempted(result: str, seconds: float) -> None:
 
 def webhook_failed() -> None:
     _get().webhooks_failed.inc()
+
+
+def approver_voted(approved: bool) -> None:
+    _get().votes.labels("approved" if approved else "rejected").inc()
+
+
+def mail_attempted(kind: str, result: str) -> None:
+    _get().mail.labels(kind, result).inc()
 
 
 # -- several processes -------------------------------------------------------------

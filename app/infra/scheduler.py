@@ -5,8 +5,8 @@ gunicorn worker); ``expire_due`` is safe to run in several at once, so there is
 no leader to elect and no single point of failure. The first sweep runs at start,
 so tokens that fell due while the server was down are timed out at once.
 
-The webhook sender (``infra.webhooks``) runs beside it in the same scheduler, unless
-``WAITPOINT_WEBHOOKS=off``.
+The webhook sender (``infra.webhooks``, unless ``WAITPOINT_WEBHOOKS=off``) and the
+mailer (``infra.mailer``) run beside it in the same scheduler (``infra.background``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ import logging
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from ..domain.approvers import mail_enqueued
 from ..domain.lifecycle import expire_due
+from ..domain.outbox import deliveries_enqueued
 from ..domain.timeutil import utcnow
 from ..extensions import db
 from . import metrics
+from .background import OutboxJob
+from .mailer import send_due_mail
+from .webhooks import deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +55,11 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
         misfire_grace_time=None,
     )
     if app.config["WAITPOINT_WEBHOOKS"]:
-        from .webhooks import BackgroundSender
-
-        BackgroundSender(app).schedule(scheduler)  # every WAITPOINT_WEBHOOK_INTERVAL, and woken
+        interval = app.config["WAITPOINT_WEBHOOK_INTERVAL"]
+        OutboxJob(app, "deliver_webhooks", deliver_due, interval, deliveries_enqueued).schedule(
+            scheduler
+        )
+    interval = app.config["WAITPOINT_MAIL_INTERVAL"]
+    OutboxJob(app, "send_mail", send_due_mail, interval, mail_enqueued).schedule(scheduler)
     scheduler.start()
     return scheduler

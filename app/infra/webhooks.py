@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, text, update
 from standardwebhooks import Webhook
 
@@ -404,72 +403,3 @@ def _warn_without_public_url() -> None:
             "WAITPOINT_PUBLIC_URL is not set: the URLs in webhook payloads name "
             "http://localhost:5000; set it to the address approvers and callers use"
         )
-
-
-# -- in the background ------------------------------------------------------------
-
-
-class BackgroundSender:
-    """The scheduler's job, and its wake-up: a commit that enqueued deliveries runs a
-    pass at once (``outbox.deliveries_enqueued``); a pass already running makes one more
-    instead of overlapping."""
-
-    JOB_ID = "deliver_webhooks"
-    # A woken pass waits this long first, so that under load one claim and one record
-    # serve the deliveries of many commits (each is a write: on SQLite it queues with
-    # the requests' writes) instead of a pass per commit.
-    GATHER = 0.25
-
-    def __init__(self, app: Flask):
-        self.app = app
-        self.scheduler = None
-        self._again = threading.Event()
-        self._running = threading.Lock()
-
-    def run(self) -> None:
-        self._again.set()
-        while self._again.is_set() and self._running.acquire(blocking=False):
-            try:
-                while self._again.is_set():
-                    time.sleep(self.GATHER)
-                    self._again.clear()
-                    self._pass()
-            finally:
-                self._running.release()
-
-    def _pass(self) -> None:
-        with self.app.app_context():
-            try:
-                count = deliver_due()
-            except Exception:
-                log.exception("webhook delivery pass failed (the next one tries again)")
-                count = 0
-            finally:
-                db.session.remove()
-        if count:
-            log.debug("sent %d webhook(s)", count)
-
-    def wake(self, _sender=None, **_kwargs) -> None:
-        """From the committing thread: run a pass now (never send on the request path)."""
-        self._again.set()
-        if self._running.locked() or self.scheduler is None:
-            return  # the running pass makes one more
-        try:
-            self.scheduler.modify_job(self.JOB_ID, next_run_time=utcnow())
-        except Exception:  # shutting down: the next start delivers
-            log.debug("could not wake the webhook sender", exc_info=True)
-
-    def schedule(self, scheduler) -> None:
-        self.scheduler = scheduler
-        scheduler.add_job(
-            self.run,
-            "interval",
-            seconds=self.app.config["WAITPOINT_WEBHOOK_INTERVAL"],
-            id=self.JOB_ID,
-            next_run_time=utcnow(),
-            # Wake-ups may land while a pass runs: run() returns at once then.
-            max_instances=3,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        outbox.deliveries_enqueued.connect(self.wake, sender=self.app, weak=False)

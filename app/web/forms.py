@@ -14,15 +14,10 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class DecisionForm(FlaskForm):
-    """Approve or reject, with an optional comment: an approver on the approval page (who
-    may give a name), or an operator on the dashboard (recorded by their account)."""
+class VoteForm(FlaskForm):
+    """Approve or reject, with an optional comment: a named approver on their personal
+    page (who they are is the link's), and the base of ``DecisionForm``."""
 
-    approver = StringField(
-        "Your name (optional)",
-        validators=[Optional(), Length(max=APPROVER_NAME_MAX), storable_text],
-        filters=[_strip],
-    )
     comment = TextAreaField(
         "Comment (optional)",
         validators=[Optional(), Length(max=COMMENT_MAX), storable_text],
@@ -46,3 +41,14 @@ class DecisionForm(FlaskForm):
         if choice is None and not self.errors:
             self.form_errors.append(missing)
         return choice
+
+
+class DecisionForm(VoteForm):
+    """``VoteForm`` and a name: an approver on the callback URL's page (who may give a
+    name), or an operator on the dashboard (recorded by their account)."""
+
+    approver = StringField(
+        "Your name (optional)",
+        validators=[Optional(), Length(max=APPROVER_NAME_MAX), storable_text],
+        filters=[_strip],
+    )

@@ -55,9 +55,18 @@ MESSAGES = {
     CALLBACK: "callback URL: too many requests from this address",
     CALLBACK_FAILURES: "callback URL: too many invalid callback URLs from this address",
 }
-# The callback URL as a JSON POST, and in a browser: the page, its probe, its form.
+# The callback URL as a JSON POST, and in a browser: the page, its probe, its form; and
+# an approver's personal link (the same page, probe and form).
 CALLBACK_ENDPOINTS = frozenset(
-    {"api.callback", "approvals.page", "approvals.probe", "approvals.decide"}
+    {
+        "api.callback",
+        "approvals.page",
+        "approvals.probe",
+        "approvals.decide",
+        "approvals.approver_page",
+        "approvals.approver_probe",
+        "approvals.approver_decide",
+    }
 )
 _EXTENSION = "waitpoint_ratelimit"
 _QUIET = 60.0  # seconds between two warnings about a failing storage (per process)

@@ -71,6 +71,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(status_label)
     app.add_template_global(limits, "limits")
     app.add_template_filter(when)
+    app.add_template_filter(when_text)
     app.add_template_filter(remaining)
     app.add_template_filter(ago)
     app.add_template_filter(detail)
