@@ -114,11 +114,16 @@ def expire_command() -> None:
 
 @click.command("deliver")
 @with_appcontext
-def deliver_command() -> None:
-    """Send the webhook deliveries that are due now; print how many attempts were made."""
+@click.option("--mail/--no-mail", default=True, help="Also send the approvers' mail that is due.")
+def deliver_command(mail: bool) -> None:
+    """Send the webhook deliveries (and approvers' mail) due now; print how many attempts
+    were made (webhooks first, then mail on a line of its own)."""
+    from .infra.mailer import send_due_mail
     from .infra.webhooks import deliver_due
 
     click.echo(deliver_due())
+    if mail:
+        click.echo(f"mail: {send_due_mail()}")
 
 
 @click.group("keys")

@@ -58,6 +58,8 @@ def validation_message(exc: ValidationError) -> tuple[int, str]:
     # Name the field as the client sent it: the first part of the location (pydantic adds
     # the union branch it tried, such as "constrained-str", after it).
     field = str(first["loc"][0]) if first["loc"] else "body"
+    if field == "approvers" and len(first["loc"]) >= 3:  # a list of objects: which one
+        field = f"approvers[{first['loc'][1]}].{first['loc'][2]}"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "is not a known field"

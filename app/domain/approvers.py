@@ -24,7 +24,7 @@ from blinker import Namespace
 from sqlalchemy import String, and_, bindparam, insert, literal, select
 
 from ..extensions import db
-from ..models import APPROVED, REJECTED, MailMessage, TokenApprover
+from ..models import APPROVED, REJECTED, MailMessage, TokenApprover, UTCDateTime
 from .timeutil import isoformat
 
 APPROVERS = TokenApprover.__table__
@@ -193,8 +193,8 @@ def _closing_notes():
         APPROVERS.c.email,
         literal("pending", String),
         literal(0),
-        bindparam("at"),
-        bindparam("at"),
+        bindparam("at", type_=UTCDateTime),
+        bindparam("at", type_=UTCDateTime),
     ).where(
         and_(
             APPROVERS.c.token_pk.in_(bindparam("pks", expanding=True)),

@@ -187,15 +187,22 @@ def _prepare(jobs: list[_Job], now: datetime) -> None:
     listed = approvers.of_tokens(token_pks)
     closing = [job.approver_id for job in jobs if job.kind == CLOSED]
     requests = _request_states(closing) if closing else {}
+    claimed = {job.id for job in jobs}
     base_url = capability.public_base_url()
-    for job in jobs:
+    # Closing notes last: they depend on what becomes of the requests of this batch.
+    for job in sorted(jobs, key=lambda job: job.kind == CLOSED):
         token = tokens.get(job.token_pk)
         approver = next((a for a in listed.get(job.token_pk, ()) if a.id == job.approver_id), None)
         if token is None or approver is None:
             job.result = "skipped"
             continue
         if job.kind == CLOSED:
-            states = requests.get(job.approver_id, set())
+            states = _in_this_batch(jobs, job.approver_id)
+            states |= {
+                status
+                for message_id, status in requests.get(job.approver_id, {}).items()
+                if message_id not in claimed
+            }
             if "sent" not in states:
                 job.result = "postponed" if "pending" in states else "skipped"
                 continue
@@ -206,15 +213,26 @@ def _prepare(jobs: list[_Job], now: datetime) -> None:
     db.session.commit()
 
 
-def _request_states(approver_ids: list[int]) -> dict[int, set[str]]:
+def _in_this_batch(jobs: list[_Job], approver_id: int) -> set[str]:
+    """What the requests to this approver in this batch will be: a request about to be
+    sent counts as pending (its note waits for the next pass, after its outcome)."""
+    return {
+        "skipped" if job.result == "skipped" else "pending"
+        for job in jobs
+        if job.kind == REQUEST and job.approver_id == approver_id
+    }
+
+
+def _request_states(approver_ids: list[int]) -> dict[int, dict[int, str]]:
+    """The requests to these approvers: ``{approver_id: {message_id: status}}``."""
     rows = db.session.execute(
-        select(MAIL.c.approver_id, MAIL.c.status).where(
+        select(MAIL.c.approver_id, MAIL.c.id, MAIL.c.status).where(
             MAIL.c.approver_id.in_(approver_ids), MAIL.c.kind == REQUEST
         )
     )
-    states: dict[int, set[str]] = {}
+    states: dict[int, dict[int, str]] = {}
     for row in rows:
-        states.setdefault(row.approver_id, set()).add(row.status)
+        states.setdefault(row.approver_id, {})[row.id] = row.status
     return states
 
 
