@@ -499,7 +499,7 @@ def _vote_statement(deadline_not_past):
     still_open = (
         select(TOKENS.c.pk)
         .where(
-            TOKENS.c.pk == bindparam("token_pk"),
+            TOKENS.c.pk == bindparam("v_token_pk"),
             TOKENS.c.status == WAITING,
             or_(TOKENS.c.timeout_at.is_(None), deadline_not_past),
         )
@@ -508,7 +508,7 @@ def _vote_statement(deadline_not_past):
     return (
         update(_APPROVERS)
         .where(
-            _APPROVERS.c.id == bindparam("approver_id"),
+            _APPROVERS.c.id == bindparam("v_approver_id"),
             _APPROVERS.c.decision.is_(None),
             still_open,
         )
@@ -553,7 +553,7 @@ def vote(
         "ip": record.ip,
         "user_agent": record.user_agent,
     }
-    params = {"token_pk": token_pk, "approver_id": approver_id, "now": clock}
+    params = {"v_token_pk": token_pk, "v_approver_id": approver_id, "now": clock}
     if statement is _VOTE_ON_DB_CLOCK:
         del params["now"]
     recorded = db.session.execute(statement.values(**values), params).one_or_none()
