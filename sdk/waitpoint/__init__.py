@@ -30,10 +30,22 @@ from .errors import (
     WaitpointTimeoutError,
     WebhookVerificationError,
 )
-from .models import CompleteResult, CreatedToken, Decision, Token, WaitResult
+from .models import (
+    Approval,
+    Approver,
+    ApproverState,
+    CompleteResult,
+    CreatedToken,
+    Decision,
+    Token,
+    WaitResult,
+)
 
 __all__ = [
     "APIError",
+    "Approval",
+    "Approver",
+    "ApproverState",
     "AsyncWaitpoint",
     "AuthenticationError",
     "CompleteResult",

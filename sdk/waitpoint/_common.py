@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +21,12 @@ from .errors import (
     ValidationError,
     WaitpointError,
 )
-from .models import CreatedToken, Token, WaitResult
+from .models import Approver, CreatedToken, Token, WaitResult
 
 TOKENS = "/api/v1/waitpoints/tokens"
 TokenRef = str | CreatedToken | Token
+ApproverRef = Approver | Mapping[str, Any] | str
+Duration = str | timedelta | int | float
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def token_id(token: TokenRef) -> str:
     return token if isinstance(token, str) else token.id
 
 
-def duration(value: str | timedelta | int | float) -> str:
+def duration(value: Duration) -> str:
     """A duration for the wire: strings as given (the server checks them), numbers of
     seconds and timedeltas rounded up to whole seconds; zero or less is refused."""
     if isinstance(value, str):
@@ -83,6 +85,10 @@ def create_body(
     title: str | None = None,
     description: str | None = None,
     details: dict[str, str | int | float | bool] | None = None,
+    approvers: Iterable[ApproverRef] | None = None,
+    required_approvals: int | None = None,
+    requested_by: str | None = None,
+    reminders: Duration | Iterable[Duration] | None = None,
 ) -> dict:
     body: dict[str, Any] = {}
     if timeout is not None:
@@ -100,7 +106,26 @@ def create_body(
     for name, value in (("title", title), ("description", description), ("details", details)):
         if value is not None:
             body[name] = value
+    # Named approvers (Waitpoint extensions): sent only when given, so that a request
+    # without them is exactly the TypeScript SDK's.
+    if approvers is not None:
+        body["approvers"] = [_approver(a) for a in approvers]
+    if required_approvals is not None:
+        body["requiredApprovals"] = required_approvals
+    if requested_by is not None:
+        body["requestedBy"] = requested_by
+    if reminders is not None:
+        single = isinstance(reminders, Duration)
+        body["reminders"] = [duration(r) for r in ([reminders] if single else reminders)]
     return body
+
+
+def _approver(approver: ApproverRef) -> dict:
+    if isinstance(approver, Approver):
+        return approver.to_json()
+    if isinstance(approver, str):
+        return {"email": approver}
+    return dict(approver)
 
 
 def _instant(value: datetime | str, name: str) -> str:
@@ -117,6 +142,7 @@ def list_params(
     period: str | timedelta | None = None,
     from_: datetime | str | None = None,
     to: datetime | str | None = None,
+    approver: str | None = None,
     page_size: int = 25,
 ) -> dict:
     params: dict[str, str] = {"page[size]": str(page_size)}
@@ -132,6 +158,8 @@ def list_params(
         params["filter[createdAt][from]"] = _instant(from_, "from_")
     if to is not None:
         params["filter[createdAt][to]"] = _instant(to, "to")
+    if approver is not None:
+        params["filter[approver]"] = approver
     return params
 
 

@@ -62,7 +62,9 @@ class Waitpoint:
 
     def create_token(self, **fields: Any) -> CreatedToken:
         """Create a token. Fields: timeout, tags, idempotency_key, idempotency_key_ttl,
-        title, description, details. Retried only when it has an idempotency key."""
+        title, description, details; and named approvers (Waitpoint extensions): approvers
+        (``Approver``, ``{"email", "name"}`` or an email each), required_approvals,
+        requested_by, reminders (durations). Retried only when it has an idempotency key."""
         body = c.create_body(**fields)
         retry = "idempotencyKey" in body
         return CreatedToken.from_json(self._send("POST", c.TOKENS, json=body, retry=retry))
@@ -82,7 +84,8 @@ class Waitpoint:
 
     def list_tokens(self, **filters: Any) -> Iterator[Token]:
         """Every matching token, newest first, fetching pages as the loop goes.
-        Filters: status, tags, idempotency_key, period, from_, to, page_size."""
+        Filters: status, tags, idempotency_key, period, from_, to, approver (an email:
+        tokens on which that named approver has not voted yet), page_size."""
         params = c.list_params(**filters)
         while True:
             page = self._send("GET", c.TOKENS, params=params, retry=True)

@@ -40,6 +40,71 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Approver:
+    """A named approver to create a token with (``approvers=[Approver(...)]``); a dict
+    ``{"email", "name"}`` or an email string does as well."""
+
+    email: str
+    name: str | None = None
+
+    def to_json(self) -> dict:
+        body = {"email": self.email}
+        if self.name is not None:
+            body["name"] = self.name
+        return body
+
+
+@dataclass(frozen=True)
+class ApproverState:
+    """A named approver of a retrieved token, and their vote: ``decision`` is
+    ``"approved"``, ``"rejected"`` or None (not yet)."""
+
+    email: str
+    name: str | None = None
+    decision: Literal["approved", "rejected"] | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+    @classmethod
+    def from_json(cls, body: dict) -> ApproverState:
+        return cls(
+            email=body["email"],
+            name=body.get("name"),
+            decision=body.get("decision"),
+            decided_at=_time(body.get("decidedAt")),
+            comment=body.get("comment"),
+        )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One approval in the output of a token its named approvers decided."""
+
+    approver: str  # the email
+    name: str | None
+    comment: str  # "" when none was given
+    decided_at: datetime
+
+
+def _approvals(output: Any) -> list[Approval]:
+    """The ``approvals`` of a decision's output. Read defensively: an API call may also
+    complete a token with named approvers, with whatever data it likes."""
+    votes = output.get("approvals") if isinstance(output, dict) else None
+    if not isinstance(votes, list):
+        return []
+    return [
+        Approval(
+            approver=vote["approver"],
+            name=vote.get("name"),
+            comment=vote.get("comment") or "",
+            decided_at=_time(vote["decidedAt"]),
+        )
+        for vote in votes
+        if isinstance(vote, dict) and "approver" in vote and "decidedAt" in vote
+    ]
+
+
+@dataclass(frozen=True)
 class Token:
     """A token as retrieved (``output``/``error`` set once it is decided)."""
 
@@ -59,6 +124,25 @@ class Token:
     output: Any = None
     error: WaitpointTimeoutError | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    # Named approvers (a Waitpoint extension), in the order given; only in a retrieved
+    # token (not in a listed one). Empty and None for a token without them.
+    approvers: list[ApproverState] = field(default_factory=list)
+    required_approvals: int | None = None
+    requested_by: str | None = None
+
+    @property
+    def approvals(self) -> list[Approval]:
+        """The approvals in the output of a token its named approvers decided, in the
+        order they came; [] for any other token."""
+        return _approvals(self.output) if self.required_approvals is not None else []
+
+    @property
+    def rejected_by(self) -> str | None:
+        """The email of the named approver whose rejection decided the token."""
+        if self.required_approvals is None or not isinstance(self.output, dict):
+            return None
+        rejected_by = self.output.get("rejectedBy")
+        return rejected_by if isinstance(rejected_by, str) else None
 
     @classmethod
     def from_json(cls, body: dict) -> Token:
@@ -97,6 +181,9 @@ class Token:
             output=output,
             error=error,
             raw=body,
+            approvers=[ApproverState.from_json(a) for a in body.get("approvers") or ()],
+            required_approvals=body.get("requiredApprovals"),
+            requested_by=body.get("requestedBy"),
         )
 
 
@@ -108,6 +195,16 @@ class WaitResult(Generic[T]):
     token: Token
     output: T | None = None
     error: WaitpointTimeoutError | None = None
+
+    @property
+    def approvals(self) -> list[Approval]:
+        """For a token with named approvers: who approved, when, with what comment."""
+        return self.token.approvals
+
+    @property
+    def rejected_by(self) -> str | None:
+        """For a token with named approvers: who rejected it (None if nobody did)."""
+        return self.token.rejected_by
 
     def unwrap(self) -> T | None:
         """The output, or raise the ``WaitpointTimeoutError``."""
