@@ -2,7 +2,8 @@
 
 Driven from ``token_tags`` when tags are given (one index range scan on the first
 tag, ``EXISTS`` probes for the others), else from ``tokens`` by (project, status,
-pk). Newest first by ``pk``; cursors as in the API.
+pk). Newest first by ``pk``; cursors as in the API. "Waiting on <email>" is the API's
+condition (``approvers.waiting_on``: the approvers' index by project and email).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
+from ..domain import approvers
 from ..domain.lifecycle import idempotency_hash
 from ..domain.stored import ID_PREFIX
 from ..domain.token_list import Page, fetch_page, status_condition
@@ -27,6 +29,7 @@ class BoardFilter:
     search: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    approver: str | None = None  # an email: tokens this named approver has not answered
 
 
 def _scope(project_id: int, flt: BoardFilter):
@@ -41,7 +44,7 @@ def _scope(project_id: int, flt: BoardFilter):
     return first, first.token_pk, conditions, first
 
 
-def _row_conditions(flt: BoardFilter) -> list:
+def _row_conditions(project_id: int, flt: BoardFilter) -> list:
     conditions = []
     if flt.search:
         text = flt.search.strip()
@@ -57,6 +60,8 @@ def _row_conditions(flt: BoardFilter) -> list:
         conditions.append(Token.created_at >= flt.created_from)
     if flt.created_to is not None:
         conditions.append(Token.created_at <= flt.created_to)
+    if flt.approver is not None:
+        conditions.append(approvers.waiting_on(project_id, flt.approver))
     return conditions
 
 
@@ -64,7 +69,7 @@ def _base(project_id: int, flt: BoardFilter):
     """``(build(*columns) -> select, status table, pk column)`` for one filter."""
     status_table, pk, conditions, driver = _scope(project_id, flt)
 
-    row_conditions = _row_conditions(flt)
+    row_conditions = _row_conditions(project_id, flt)
 
     def build(*columns, tokens: bool = True):
         """Select ``columns``; ``tokens=False`` when they and the filter need no token row."""

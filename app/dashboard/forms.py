@@ -1,8 +1,11 @@
-"""Dashboard forms (Flask-WTF: CSRF on every POST)."""
+"""Dashboard forms (Flask-WTF: CSRF on every POST; the board's GET filter is a plain
+WTForms form)."""
 
+from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
+    Form,
     PasswordField,
     SelectMultipleField,
     StringField,
@@ -10,11 +13,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..domain import webhooks
 from ..domain.jsontext import parse_json
+from ..domain.limits import EMAIL_MAX
 
 
 class LoginForm(FlaskForm):
@@ -80,3 +84,28 @@ class EndpointForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token to check."""
+
+
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ApproverFilterForm(Form):
+    """The board's "waiting on" filter, read from the query string (a GET: no CSRF)."""
+
+    approver = EmailField(
+        "Waiting on approver",
+        validators=[Optional(), Length(max=EMAIL_MAX)],
+        filters=[_stripped],
+    )
+
+    def validate_approver(self, field):
+        """As the API reads ``filter[approver]``: syntax only, in lower case."""
+        try:
+            checked = validate_email(field.data, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValidationError(
+                f"Not an email address: {exc} Enter one like ada@example.com; until then "
+                "the board is not filtered by approver."
+            ) from None
+        field.data = checked.normalized.lower()

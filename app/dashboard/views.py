@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from ..domain import accounts, capability, lifecycle, stored, token_list, webhooks
+from ..domain import accounts, approvers, capability, lifecycle, stored, token_list, webhooks
 from ..domain.jsontext import check_text
 from ..domain.limits import TAG_MAX, TAGS_MAX
 from ..domain.stored import StoredToken
@@ -19,10 +19,10 @@ from ..models import STATUSES
 from ..web.forms import DecisionForm
 from ..web.security import add_security_headers, completion_record
 from ..web.templating import STATUS_LABELS
-from . import bp
+from . import approver_mail, bp
 from .auth import login_required
 from .board import BoardFilter, board_page, status_counts, tag_suggestions
-from .forms import ActionForm, CompleteForm, LogoutForm, TimeoutForm
+from .forms import ActionForm, ApproverFilterForm, CompleteForm, LogoutForm, TimeoutForm
 
 PAGE_SIZE = 25
 MAX_TAGS = TAGS_MAX
@@ -30,7 +30,17 @@ PERIODS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d"
 TABS = (*STATUS_LABELS.items(), ("ALL", "All"))
 
 
-bp.after_request(add_security_headers)
+# Headers a page may set for itself: the Mail page frames a message, and the frame's own
+# policy is stricter still. Every other response gets the app's, unchanged.
+OWN_POLICY = ("Content-Security-Policy", "X-Frame-Options")
+
+
+@bp.after_request
+def _security_headers(response):
+    own = {name: response.headers[name] for name in OWN_POLICY if name in response.headers}
+    add_security_headers(response)
+    response.headers.update(own)
+    return response
 
 
 @bp.context_processor
@@ -72,6 +82,9 @@ class Filters:
         self.from_date = args.get("from", "")
         self.to_date = args.get("to", "")
         self.created_from, self.created_to = self._created_range(now)
+        self.approver_form = ApproverFilterForm(args)
+        valid = self.approver_form.validate()  # its error shows next to its field
+        self.approver = (self.approver_form.approver.data or None) if valid else None
         self.after = self._cursor(args.get("after"))
         self.before = self._cursor(args.get("before")) if self.after is None else None
         self._tag_links: dict[tuple[str, str], str] = {}
@@ -125,6 +138,7 @@ class Filters:
             search=self.q or None,
             created_from=self.created_from,
             created_to=self.created_to,
+            approver=self.approver,
         )
 
     def args(self, **changes) -> dict:
@@ -136,6 +150,7 @@ class Filters:
             "created": self.created,
             "from": self.from_date,
             "to": self.to_date,
+            "approver": self.approver,
         }
         args.update(changes)
         return {k: v for k, v in args.items() if v not in ("", None, [])}
@@ -170,6 +185,7 @@ def tokens(project_id: int):
         "filters": filters,
         "page": page,
         "counts": status_counts(project.id, filters.board_filter(), now),
+        "progress": approvers.progress_of_tokens(page.tokens),
         "tabs": TABS,
         "periods": PERIODS,
         "now": now,
@@ -218,6 +234,7 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
         "complete_form": forms.get("complete") or CompleteForm(),
         "timeout_form": TimeoutForm(),
         "deliveries": webhooks.delivery_log(project.id, token_pk=token.pk),
+        "approver_mail": approver_mail.of_token(token),
         "action_form": ActionForm(),
         "now": now,
     }
