@@ -376,9 +376,7 @@ class MailMessage(db.Model):
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"))
-    approver_id: Mapped[int] = mapped_column(
-        ForeignKey("token_approvers.id", ondelete="CASCADE")
-    )
+    approver_id: Mapped[int] = mapped_column(ForeignKey("token_approvers.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))  # request | reminder | closed
     to_email: Mapped[str] = mapped_column(String(limits.EMAIL_MAX))
     # pending | sent | skipped (no longer needed when due) | failed

@@ -88,6 +88,26 @@ def decide_path(token: dict) -> str:
     )
 
 
+# Named approvers, as a create body lists them.
+ADA = {"email": "ada@example.com", "name": "Ada"}
+BOB = {"email": "bob@example.com", "name": "Bob"}
+CAROL = {"email": "carol@example.com"}
+
+
+def personal_path(app, token: dict, position: int) -> str:
+    """The path of the personal link of a token's ``position``-th named approver."""
+    from app.domain import capability
+
+    with app.test_request_context():
+        return capability.approver_path(token["id"], position)
+
+
+def vote(client, app, token: dict, position: int, approve=True, comment=""):
+    """A named approver's vote, as their page's form posts it (CSRF off in the test app)."""
+    button = {"approve": "Approve"} if approve else {"reject": "Reject"}
+    return client.post(personal_path(app, token, position), data={"comment": comment, **button})
+
+
 def on_postgresql() -> bool:
     return PG_URL is not None
 

@@ -11,26 +11,22 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.domain import capability, lifecycle
+from app.domain import lifecycle
 from app.domain.timeutil import utcnow
 from app.extensions import db
 from app.models import MailMessage, TokenApprover
 
-from .support import TOKENS, callback_path, decide_path, error_of
-
-ADA = {"email": "ada@example.com", "name": "Ada"}
-BOB = {"email": "bob@example.com", "name": "Bob"}
-CAROL = {"email": "carol@example.com"}
-
-
-def personal_path(app, token: dict, position: int) -> str:
-    with app.test_request_context():
-        return capability.approver_path(token["id"], position)
-
-
-def vote(client, app, token, position, approve=True, comment=""):
-    button = {"approve": "Approve"} if approve else {"reject": "Reject"}
-    return client.post(personal_path(app, token, position), data={"comment": comment, **button})
+from .support import (
+    ADA,
+    BOB,
+    CAROL,
+    TOKENS,
+    callback_path,
+    decide_path,
+    error_of,
+    personal_path,
+    vote,
+)
 
 
 def output_of(api, token) -> dict:
@@ -187,9 +183,7 @@ def test_the_requester_cannot_approve_but_can_reject(api, client, app):
 def test_a_vote_after_the_deadline_times_the_token_out_instead(api, app):
     token = api.create(approvers=[ADA], timeout="1h")
     with app.app_context():
-        pk, approver_id = db.session.execute(
-            select(TokenApprover.token_pk, TokenApprover.id)
-        ).one()
+        pk, approver_id = db.session.execute(select(TokenApprover.token_pk, TokenApprover.id)).one()
         outcome = lifecycle.vote(
             pk,
             approver_id,

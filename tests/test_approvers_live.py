@@ -66,9 +66,7 @@ def links_for(smtp, address: str, count: int = 1, timeout: float = 20) -> list[s
         time.sleep(0.05)
 
 
-def test_the_mail_goes_out_in_the_background_and_chromium_approves_from_it(
-    page, live_api, smtp
-):
+def test_the_mail_goes_out_in_the_background_and_chromium_approves_from_it(page, live_api, smtp):
     token = live_api.create(
         title="Refund €240 to order 1042",
         approvers=[{"email": "ada@example.com", "name": "Ada"}, {"email": "bob@example.com"}],

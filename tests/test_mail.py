@@ -18,8 +18,7 @@ from app.infra import mailer
 from app.models import MailMessage
 
 from .mailserver import MailServer, parts
-from .support import Api
-from .test_approvers import ADA, BOB, CAROL, personal_path, vote
+from .support import ADA, BOB, CAROL, Api, personal_path, vote
 
 
 @pytest.fixture
@@ -108,8 +107,9 @@ def test_the_emailed_link_opens_the_approvers_page_and_votes(mail_app, mail_api,
 
 
 def test_reminders_go_only_to_approvers_who_have_not_answered(mail_app, mail_api, smtp):
-    token = mail_api.create(title="Budget", approvers=[ADA, BOB], requiredApprovals=2,
-                            reminders=["1h"], timeout="1d")
+    token = mail_api.create(
+        title="Budget", approvers=[ADA, BOB], requiredApprovals=2, reminders=["1h"], timeout="1d"
+    )
     send(mail_app)
     vote(mail_app.test_client(), mail_app, token, 1)
     assert send(mail_app, now=utcnow() + timedelta(minutes=30)) == 0  # not due yet

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,7 +21,6 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from email_validator import EmailNotValidError, validate_email
 from pydantic_core import PydanticCustomError
 
 from ..domain import limits

@@ -149,8 +149,11 @@ def decide(token_id: str, signature: str):
     if choice is None:
         return _invalid(link, form)
     if link.token.required_approvals is not None:
-        notice = ("warning", "Your response was not recorded: the named approvers decide this "
-                  "request, each through the personal link they were sent.")
+        notice = (
+            "warning",
+            "Your response was not recorded: the named approvers decide this "
+            "request, each through the personal link they were sent.",
+        )
         return _after_post(link, notice, status=409)
     record = completion_record("page", actor=form.approver.data or None)
     applied = lifecycle.decide_token(link.token.pk, choice, form.comment.data or "", record)

@@ -132,8 +132,8 @@ def insert_approvers(
     """The approvers of a new token, and their mail: a request each, due now, and a
     reminder each per entry of ``reminders`` (sent only to those who have not answered
     by then). How many messages were enqueued."""
-    db.session.execute(
-        insert(APPROVERS),
+    ids = db.session.execute(
+        _INSERT_APPROVERS,
         [
             {
                 "token_pk": token_pk,
@@ -144,11 +144,6 @@ def insert_approvers(
             }
             for position, approver in enumerate(approvers, start=1)
         ],
-    )
-    ids = db.session.execute(
-        select(APPROVERS.c.id, APPROVERS.c.email)
-        .where(APPROVERS.c.token_pk == token_pk)
-        .order_by(APPROVERS.c.position)
     ).all()
     due = [(REQUEST, created_at)] + [(REMINDER, created_at + after) for after in reminders]
     messages = [
@@ -158,6 +153,12 @@ def insert_approvers(
     ]
     db.session.execute(insert(MAIL), messages)
     return len(messages)
+
+
+# One statement for all of a token's approvers (insertmanyvalues), their ids in order.
+_INSERT_APPROVERS = insert(APPROVERS).returning(
+    APPROVERS.c.id, APPROVERS.c.email, sort_by_parameter_order=True
+)
 
 
 def _message(project_id, token_pk, approver_id, email, kind, due_at, now) -> dict:
@@ -178,7 +179,8 @@ def enqueue_resend(token_pk: int, approver: StoredApprover, project_id: int, now
     """The request again (an operator's "resend link"), due now. In the caller's
     transaction."""
     db.session.execute(
-        insert(MAIL), [_message(project_id, token_pk, approver.id, approver.email, REQUEST, now, now)]
+        insert(MAIL),
+        [_message(project_id, token_pk, approver.id, approver.email, REQUEST, now, now)],
     )
 
 
@@ -271,8 +273,7 @@ def progress_of_tokens(tokens) -> dict[int, Progress]:
     with_approvers = [t for t in tokens if t.required_approvals is not None]
     listed = of_tokens(t.pk for t in with_approvers)
     return {
-        t.pk: Progress(t.required_approvals, tuple(listed.get(t.pk, ())))
-        for t in with_approvers
+        t.pk: Progress(t.required_approvals, tuple(listed.get(t.pk, ()))) for t in with_approvers
     }
 
 

@@ -196,9 +196,7 @@ def _insert_token(
     token_deliveries = outbox.enqueue([event_id])
     mail = 0
     if new.approvers:
-        mail = approvers.insert_approvers(
-            token.pk, project_id, new.approvers, now, new.reminders
-        )
+        mail = approvers.insert_approvers(token.pk, project_id, new.approvers, now, new.reminders)
     if key_hash is not None:
         db.session.execute(
             insert(IdempotencyKey.__table__).values(
@@ -489,9 +487,7 @@ class VoteOutcome:
     refused: str | None = None  # a reason to tell the approver, when it was refused
 
 
-_LOCK_TOKEN = (
-    select(TOKENS.c.requested_by).where(TOKENS.c.pk == bindparam("pk")).with_for_update()
-)
+_LOCK_TOKEN = select(TOKENS.c.requested_by).where(TOKENS.c.pk == bindparam("pk")).with_for_update()
 _APPROVERS = approvers.APPROVERS
 
 

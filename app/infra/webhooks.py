@@ -32,7 +32,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, text, update
 from standardwebhooks import Webhook
 
-from ..domain import outbox, stored
+from ..domain import stored
 from ..domain.timeutil import utcnow
 from ..domain.webhooks import event_body
 from ..extensions import db
