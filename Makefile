@@ -35,6 +35,7 @@ bench: $(BIN)/waitpoint
 	cd bench && ../$(BIN)/python wakeup.py
 	cd bench && ../$(BIN)/python ratelimit.py sqlite postgresql
 	cd bench && ../$(BIN)/python webhooks.py sqlite postgresql
+	cd bench && ../$(BIN)/python mail.py sqlite postgresql
 	cd bench && ../$(BIN)/python report.py
 
 lint: $(BIN)/waitpoint

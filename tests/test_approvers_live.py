@@ -3,6 +3,7 @@ server, the emailed link followed in Chromium, and votes racing across processes
 
 import json
 import re
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -153,3 +154,22 @@ def test_votes_at_the_same_moment_decide_once_with_a_true_vote_list(live_api, sm
             assert rejected == [output["rejectedBy"]] and len(approved) <= 1
         # The vote that decided is the last one recorded: nothing was counted after it.
         assert output["approver"] == done["decision"]["approver"]
+
+
+def test_mail_committed_while_no_mailer_ran_goes_out_after_a_restart(tmp_path, smtp):
+    url = create_database(tmp_path)
+    env = {"WAITPOINT_SMTP_URL": smtp.url, "WAITPOINT_PUBLIC_URL": "http://127.0.0.1:5000"}
+    down = ServerProcess(url, tmp_path, WAITPOINT_SCHEDULER="off", **env).start()
+    try:
+        api = LiveApi(down, down.new_key("restart"))
+        api.create(title="Restart", approvers=[{"email": "restart@example.com"}])
+        api.http.close()
+        assert links_for(smtp, "restart@example.com", timeout=1.5) == []
+    finally:
+        down.stop(signal.SIGKILL)
+    up = ServerProcess(url, tmp_path, **env).start()
+    try:
+        assert len(links_for(smtp, "restart@example.com")) == 1
+    finally:
+        up.stop()
+        drop_database(url)

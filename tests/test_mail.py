@@ -234,3 +234,22 @@ def test_waitpoint_deliver_sends_the_mail_too(mail_app, mail_api, smtp):
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["0", "mail: 2"]
     assert len(smtp.inbox.wait_for(2)) == 2
+
+
+def test_mail_and_votes_are_counted_in_the_metrics(mail_app, mail_api, smtp):
+    from app.infra.metrics import exposition
+
+    def value(name: str) -> float:
+        with mail_app.app_context():
+            lines = [
+                line for line in exposition().decode().splitlines() if line.startswith(name + " ")
+            ]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    sent = 'waitpoint_mail_attempts_total{kind="request",result="sent"}'
+    approved = 'waitpoint_approver_votes_total{decision="approved"}'
+    before = value(sent), value(approved)
+    token = mail_api.create(approvers=[ADA, BOB], requiredApprovals=2)
+    send(mail_app)
+    vote(mail_app.test_client(), mail_app, token, 1)
+    assert (value(sent), value(approved)) == (before[0] + 2, before[1] + 1)

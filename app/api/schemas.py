@@ -8,6 +8,7 @@ camelCase. Validation that needs the clock (a timeout in the past) happens where
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -80,6 +81,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+@lru_cache(maxsize=4096)  # a team's few addresses recur; the check is pure
 def email_address(value: str) -> str:
     """An address checked by ``email-validator`` (syntax only: no DNS lookups), in lower
     case, so that one person is one address."""

@@ -19,9 +19,10 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from blinker import Namespace
-from sqlalchemy import String, and_, bindparam, insert, literal, select
+from sqlalchemy import String, bindparam, insert, literal, select, text, true, union_all
 
 from ..extensions import db
 from ..models import APPROVED, REJECTED, MailMessage, TokenApprover, UTCDateTime
@@ -132,33 +133,110 @@ def insert_approvers(
     """The approvers of a new token, and their mail: a request each, due now, and a
     reminder each per entry of ``reminders`` (sent only to those who have not answered
     by then). How many messages were enqueued."""
-    ids = db.session.execute(
-        _INSERT_APPROVERS,
-        [
+    rows = [
+        {
+            "token_pk": token_pk,
+            "project_id": project_id,
+            "position": position,
+            "email": approver.email,
+            "name": approver.name,
+        }
+        for position, approver in enumerate(approvers, start=1)
+    ]
+    dues = {f"due_{i}": created_at + after for i, after in enumerate(reminders, start=1)}
+    params = {"token_pk": token_pk, "due_0": created_at, "now": created_at, **dues}
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One round trip instead of two: arrays in, one fixed statement for any count.
+        due_times = [created_at] + [created_at + after for after in reminders]
+        kinds = [REQUEST] + [REMINDER] * len(reminders)
+        db.session.execute(
+            _APPROVERS_AND_MAIL_PG,
             {
                 "token_pk": token_pk,
                 "project_id": project_id,
-                "position": position,
-                "email": approver.email,
-                "name": approver.name,
-            }
-            for position, approver in enumerate(approvers, start=1)
-        ],
-    ).all()
-    due = [(REQUEST, created_at)] + [(REMINDER, created_at + after) for after in reminders]
-    messages = [
-        _message(project_id, token_pk, row.id, row.email, kind, at, created_at)
-        for kind, at in due
-        for row in ids
-    ]
-    db.session.execute(insert(MAIL), messages)
-    return len(messages)
+                "positions": [row["position"] for row in rows],
+                "emails": [row["email"] for row in rows],
+                "names": [row["name"] for row in rows],
+                "kinds": kinds,
+                "dues": due_times,
+                "now": created_at,
+            },
+        )
+    else:
+        db.session.execute(insert(APPROVERS), rows)
+        db.session.execute(_mail_for_new_approvers(len(reminders)), params)
+    return len(approvers) * (1 + len(reminders))
 
 
-# One statement for all of a token's approvers (insertmanyvalues), their ids in order.
-_INSERT_APPROVERS = insert(APPROVERS).returning(
-    APPROVERS.c.id, APPROVERS.c.email, sort_by_parameter_order=True
+_MAIL_COLUMNS = (
+    "project_id",
+    "token_pk",
+    "approver_id",
+    "kind",
+    "to_email",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
 )
+
+
+@lru_cache(maxsize=8)
+def _mail_for_new_approvers(reminders: int):
+    """``INSERT INTO mail_messages SELECT``: a request (due ``:due_0``) and ``reminders``
+    reminders (due ``:due_1``...) for each approver of ``:token_pk``; one statement,
+    built once per number of reminders."""
+    return _mail_for(APPROVERS, reminders)
+
+
+# PostgreSQL: the approvers' INSERT ... RETURNING feeds the mail's INSERT, with the rows
+# as arrays (one statement for any number of approvers and reminders).
+_APPROVERS_AND_MAIL_PG = text(
+    """
+    WITH new AS (
+        INSERT INTO token_approvers (token_pk, project_id, position, email, name)
+        SELECT :token_pk, :project_id, u.position, u.email, u.name
+        FROM unnest(CAST(:positions AS integer[]), CAST(:emails AS text[]),
+                    CAST(:names AS text[])) AS u(position, email, name)
+        RETURNING id, email, position
+    )
+    INSERT INTO mail_messages (project_id, token_pk, approver_id, kind, to_email, status,
+                               attempts, next_attempt_at, created_at)
+    SELECT :project_id, :token_pk, new.id, d.kind, new.email, 'pending', 0, d.due, :now
+    FROM new CROSS JOIN unnest(CAST(:kinds AS text[]), CAST(:dues AS timestamptz[]))
+         AS d(kind, due)
+    ORDER BY d.due, new.position
+    """
+)
+
+
+def _mail_for(approvers, reminders: int):
+    """``_mail_for_new_approvers`` from ``approvers`` (a table or a subquery)."""
+    dues = [select(literal(REQUEST, String).label("kind"), _due(0).label("due"))]
+    dues += [select(literal(REMINDER, String), _due(i)) for i in range(1, reminders + 1)]
+    due = (union_all(*dues) if len(dues) > 1 else dues[0]).subquery()
+    columns = approvers.c
+    rows = (
+        select(
+            columns.project_id,
+            columns.token_pk,
+            columns.id,
+            due.c.kind,
+            columns.email,
+            literal("pending", String),
+            literal(0),
+            due.c.due,
+            bindparam("now", type_=UTCDateTime),
+        )
+        .select_from(approvers.join(due, true()))  # every approver, every due time
+        .where(columns.token_pk == bindparam("token_pk"))
+        .order_by(due.c.due, columns.position)
+    )
+    return insert(MAIL).from_select(_MAIL_COLUMNS, rows)
+
+
+def _due(i: int):
+    return bindparam(f"due_{i}", type_=UTCDateTime)
 
 
 def _message(project_id, token_pk, approver_id, email, kind, due_at, now) -> dict:
@@ -198,23 +276,10 @@ def _closing_notes():
         bindparam("at", type_=UTCDateTime),
         bindparam("at", type_=UTCDateTime),
     ).where(
-        and_(
-            APPROVERS.c.token_pk.in_(bindparam("pks", expanding=True)),
-            APPROVERS.c.decision.is_(None),
-        )
+        APPROVERS.c.token_pk.in_(bindparam("pks", expanding=True)),
+        APPROVERS.c.decision.is_(None),
     )
-    columns = (
-        "project_id",
-        "token_pk",
-        "approver_id",
-        "kind",
-        "to_email",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "created_at",
-    )
-    return insert(MAIL).from_select(columns, rows)
+    return insert(MAIL).from_select(_MAIL_COLUMNS, rows)
 
 
 _CLOSING_NOTES = _closing_notes()
