@@ -75,7 +75,7 @@ def _project_name(value: str) -> str:
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
     """Migrate the database, then serve with gunicorn and the timeout scheduler."""
-    from .infra.serve import WaitpointServer, server_options
+    from .infra.serve import WaitpointServer, fallback_url, server_options
 
     try:
         options = server_options(host, port)
@@ -89,7 +89,7 @@ def serve_command(host: str, port: int) -> None:
         current_app.logger.info("Waitpoint listening on http://%s:%d", host, port)
     else:
         click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
-    WaitpointServer(options).run()
+    WaitpointServer(options, fallback_url(host, port)).run()
 
 
 @click.command("setup")

@@ -9,6 +9,8 @@ permission needed.
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app, has_request_context, request
 
 from .approvers import StoredApprover, of_token
@@ -21,7 +23,8 @@ from .credentials import (
 from .stored import StoredToken, find_token
 
 # Outside a request and without WAITPOINT_PUBLIC_URL (a webhook about a time-out the
-# sweep stored), URLs can only name this default: set WAITPOINT_PUBLIC_URL.
+# sweep stored, an email), URLs name the server as ``waitpoint serve`` bound it, or this
+# default elsewhere: set WAITPOINT_PUBLIC_URL.
 FALLBACK_BASE_URL = "http://localhost:5000"
 
 
@@ -29,7 +32,26 @@ def public_base_url() -> str:
     configured = current_app.config["WAITPOINT_PUBLIC_URL"]
     if configured:
         return configured
-    return request.host_url.rstrip("/") if has_request_context() else FALLBACK_BASE_URL
+    if has_request_context():
+        return request.host_url.rstrip("/")
+    # ``waitpoint serve`` names itself as bound (WaitpointServer); else only a guess.
+    return current_app.config.get("WAITPOINT_FALLBACK_URL") or FALLBACK_BASE_URL
+
+
+_warned = False
+
+
+def warn_without_public_url() -> None:
+    """Mail and webhooks go out outside any request: without ``WAITPOINT_PUBLIC_URL`` their
+    URLs are a guess. Says so in the log, once per process."""
+    global _warned
+    if not _warned and not current_app.config["WAITPOINT_PUBLIC_URL"]:
+        _warned = True
+        logging.getLogger(__name__).warning(
+            "WAITPOINT_PUBLIC_URL is not set: the URLs in emails and webhook payloads name "
+            "%s; set it to the address approvers and callers use",
+            public_base_url(),
+        )
 
 
 def callback_path(public_id: str) -> str:

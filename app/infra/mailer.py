@@ -191,6 +191,7 @@ def _prepare(jobs: list[_Job], now: datetime) -> None:
     closing = [job.approver_id for job in jobs if job.kind == CLOSED]
     requests = _request_states(closing) if closing else {}
     claimed = {job.id for job in jobs}
+    capability.warn_without_public_url()
     base_url = capability.public_base_url()
     # Closing notes last: they depend on what becomes of the requests of this batch.
     for job in sorted(jobs, key=lambda job: job.kind == CLOSED):

@@ -29,8 +29,9 @@ MAX_REQUEST_LINE = 8190
 
 
 class WaitpointServer(BaseApplication):
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, fallback_url: str | None = None):
         self.options = options
+        self.fallback_url = fallback_url
         super().__init__()
 
     def load_config(self):
@@ -42,6 +43,8 @@ class WaitpointServer(BaseApplication):
         from .scheduler import start_scheduler
 
         app = create_app()
+        if self.fallback_url:  # URLs built outside a request (mail, webhooks) name this server
+            app.config["WAITPOINT_FALLBACK_URL"] = self.fallback_url
         _log_through_gunicorn(app)
         if app.config["WAITPOINT_SCHEDULER"]:
             app.extensions["waitpoint_scheduler"] = start_scheduler(app)
@@ -98,3 +101,13 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
             else "gunicorn.glogging.Logger"
         ),
     }
+
+
+def fallback_url(host: str, port: int) -> str:
+    """What URLs built outside a request name when ``WAITPOINT_PUBLIC_URL`` is not set: this
+    server as bound (``localhost`` for a wildcard address), right at least on this host."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

@@ -32,7 +32,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, text, update
 from standardwebhooks import Webhook
 
-from ..domain import stored
+from ..domain import capability, stored
 from ..domain.timeutil import utcnow
 from ..domain.webhooks import event_body
 from ..extensions import db
@@ -163,7 +163,7 @@ def deliver_due(now: datetime | None = None, batch: int | None = None) -> int:
         jobs = _claim(started, claim_until, batch)
         if not jobs:
             return total
-        _warn_without_public_url()
+        capability.warn_without_public_url()
         unsent = _prepare(jobs)
         _send(jobs, policy, timeout, now)
         _record(jobs, unsent, claim_until, config["WAITPOINT_WEBHOOK_DISABLE_AFTER"])
@@ -389,17 +389,3 @@ def _disable_failing(failing_at: dict, succeeded: set, disable_after: float) -> 
         if done:
             disabled.append(endpoint_id)
     return disabled
-
-
-_warned = False
-
-
-def _warn_without_public_url() -> None:
-    """URLs in payloads name WAITPOINT_PUBLIC_URL; without it, only a guess (once per process)."""
-    global _warned
-    if not _warned and not current_app.config["WAITPOINT_PUBLIC_URL"]:
-        _warned = True
-        log.warning(
-            "WAITPOINT_PUBLIC_URL is not set: the URLs in webhook payloads name "
-            "http://localhost:5000; set it to the address approvers and callers use"
-        )
