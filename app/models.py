@@ -162,6 +162,12 @@ class Token(db.Model):
     required_approvals: Mapped[int | None] = mapped_column(Integer)
     # Who asked (an email): shown to the approvers; cannot approve their own request.
     requested_by: Mapped[str | None] = mapped_column(String(limits.EMAIL_MAX))
+    # A response form (``domain.response_form``): its JSON Schema as JSON text; the buttons'
+    # labels; and the output of a time-out, if not the WAITPOINT_TIMEOUT error.
+    form_json: Mapped[str | None] = mapped_column(Text)
+    approve_label: Mapped[str | None] = mapped_column(String(limits.BUTTON_LABEL_MAX))
+    reject_label: Mapped[str | None] = mapped_column(String(limits.BUTTON_LABEL_MAX))
+    timeout_output: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_tokens_project_status_pk", "project_id", "status", "pk"),
@@ -356,6 +362,7 @@ class TokenApprover(db.Model):
     decision: Mapped[str | None] = mapped_column(String(16))  # approved | rejected
     comment: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_json: Mapped[str | None] = mapped_column(Text)  # what they filled in (approvals)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
 

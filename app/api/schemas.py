@@ -182,6 +182,54 @@ class CreateTokenRequest(_Strict):
         "reminder email. " + DURATION_DOC,
     )
 
+    form: dict[str, Any] | None = Field(
+        None,
+        description="Waitpoint extension: what the approver fills in before approving, as the "
+        "restricted JSON Schema of MCP elicitation (requestedSchema): "
+        '{"type": "object", "properties": {...}, "required": [...]}, at most 20 flat '
+        "properties, each a string (title, description, minLength, maxLength, format email | "
+        "uri | date | date-time, default, x-multiline; or enum with enumNames, or oneOf of "
+        "{const, title}), a number or integer (minimum, maximum, default) or a boolean "
+        "(default). Anything else is a 400 naming its path (form.properties.x.y).",
+        json_schema_extra={
+            "example": {
+                "type": "object",
+                "properties": {
+                    "amount": {
+                        "type": "number",
+                        "title": "Refund (EUR)",
+                        "minimum": 0,
+                        "default": 240,
+                    },
+                    "reply": {
+                        "type": "string",
+                        "title": "Reply to the customer",
+                        "x-multiline": True,
+                        "default": "Dear customer, ...",
+                    },
+                },
+                "required": ["amount"],
+            }
+        },
+    )
+    approveLabel: str | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.BUTTON_LABEL_MAX,
+        description="Waitpoint extension: the Approve button's label on the page.",
+    )
+    rejectLabel: str | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.BUTTON_LABEL_MAX,
+        description="Waitpoint extension: the Reject button's label on the page.",
+    )
+    timeoutOutput: Any = Field(
+        None,
+        description="Waitpoint extension: any JSON, the output of the token if it times out "
+        "(instead of the WAITPOINT_TIMEOUT error); outputIsError stays true.",
+    )
+
     @field_validator("idempotencyKeyTTL")
     @classmethod
     def _ttl_is_duration(cls, value: str | None) -> str | None:
@@ -257,6 +305,9 @@ class Decision(BaseModel):
     comment: str
     decidedAt: str
     source: Literal["page", "dashboard"]
+    response: dict[str, Any] | None = Field(
+        None, description="The response form's answers, on an approval of a token with one."
+    )
     ip: str | None = None
     userAgent: str | None = None
 
@@ -269,6 +320,9 @@ class ApproverState(BaseModel):
     decision: Literal["approved", "rejected"] | None
     decidedAt: str | None = None
     comment: str | None = None
+    response: dict[str, Any] | None = Field(
+        None, description="What they filled in, if the token has a form and they approved."
+    )
 
 
 class TokenRetrieveResponse(TokenItem):
@@ -291,6 +345,14 @@ class TokenRetrieveResponse(TokenItem):
         None,
         description="Waitpoint extension: the named approvers, in the order given, and "
         "their votes so far.",
+    )
+    form: dict[str, Any] | None = Field(
+        None, description="Waitpoint extension: the response form, as given at create."
+    )
+    approveLabel: str | None = None
+    rejectLabel: str | None = None
+    timeoutOutput: str | None = Field(
+        None, description="Waitpoint extension: the time-out output, serialized as JSON."
     )
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, g, jsonify, request
 
-from ..domain import capability, lifecycle, stored, token_list, webhooks
+from ..domain import capability, lifecycle, response_form, stored, token_list, webhooks
 from ..domain.stored import StoredToken
 from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..domain.wire import token_json
@@ -56,8 +56,21 @@ def _new_token(body: CreateTokenRequest, now: datetime) -> lifecycle.NewToken:
             webhook_url = webhooks.check_url(body.webhookUrl, "webhookUrl")
         except webhooks.WebhookError as exc:
             raise ApiError(400, str(exc)) from None
+    form_json = None
+    if body.form is not None:
+        try:
+            form_json = lifecycle.to_json_text(response_form.check_schema(body.form))
+        except response_form.FormSchemaError as exc:
+            raise ApiError(400, str(exc)) from None
+    timeout_output = None
+    if "timeoutOutput" in body.model_fields_set:
+        timeout_output = lifecycle.to_json_text(body.timeoutOutput)
     return lifecycle.NewToken(
         **_approvers_of(body, now, timeout_at),
+        form_json=form_json,
+        approve_label=body.approveLabel,
+        reject_label=body.rejectLabel,
+        timeout_output=timeout_output,
         timeout_at=timeout_at,
         tags=body.tag_list(),
         idempotency_key=body.idempotencyKey,

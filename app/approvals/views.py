@@ -25,7 +25,7 @@ from ..domain.stored import StoredToken
 from ..domain.timeutil import utcnow
 from ..extensions import htmx
 from ..models import TIMED_OUT
-from ..web.forms import DecisionForm, VoteForm
+from ..web.forms import DecisionForm, VoteForm, with_response
 from ..web.security import add_security_headers, completion_record
 from ..web.templating import when_text
 from . import bp
@@ -59,8 +59,14 @@ class Link:
             return f"/approve/{self.token.id}/{self.signature}/card"
         return self.page_url + "/card"
 
+    def form_class(self):
+        """The decision form (with a name) or a named approver's vote, and the token's
+        response form's fields if it has one."""
+        base = DecisionForm if self.approver is None else VoteForm
+        return with_response(base, self.token.form_json)
+
     def new_form(self):
-        return DecisionForm() if self.approver is None else VoteForm()
+        return self.form_class()()
 
 
 def _not_valid():
@@ -144,7 +150,7 @@ def decide(token_id: str, signature: str):
     link = _callback_link(token_id, signature)
     if link is None:
         return _not_valid()
-    form = DecisionForm()
+    form = link.form_class()()
     choice = form.validated_choice()
     if choice is None:
         return _invalid(link, form)
@@ -156,7 +162,9 @@ def decide(token_id: str, signature: str):
         )
         return _after_post(link, notice, status=409)
     record = completion_record("page", actor=form.approver.data or None)
-    applied = lifecycle.decide_token(link.token.pk, choice, form.comment.data or "", record)
+    comment = form.comment.data or ""
+    response = getattr(form, "response", None)
+    applied = lifecycle.decide_token(link.token.pk, choice, comment, record, response=response)
     return _after_post(link, _notice(applied, choice, stored.token_by_pk(link.token.pk)))
 
 
@@ -165,12 +173,17 @@ def approver_decide(token_id: str, position: int, signature: str):
     link = _personal_link(token_id, position, signature)
     if link is None:
         return _not_valid()
-    form = VoteForm()
+    form = link.form_class()()
     choice = form.validated_choice()
     if choice is None:
         return _invalid(link, form)
     outcome = lifecycle.vote(
-        link.token.pk, link.approver.id, choice, form.comment.data or "", completion_record("page")
+        link.token.pk,
+        link.approver.id,
+        choice,
+        form.comment.data or "",
+        completion_record("page"),
+        response=getattr(form, "response", None),
     )
     token = stored.token_by_pk(link.token.pk)
     if outcome.refused:

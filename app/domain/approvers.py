@@ -55,6 +55,11 @@ class StoredApprover:
     decision: str | None  # approved | rejected | None (not yet)
     comment: str | None
     decided_at: datetime | None
+    response_json: str | None = None  # what they filled in, with an approval
+
+    @property
+    def response(self) -> dict | None:
+        return json.loads(self.response_json) if self.response_json is not None else None
 
     @property
     def label(self) -> str:
@@ -81,6 +86,8 @@ class StoredApprover:
         vote: dict = {"approver": self.email}
         if self.name:
             vote["name"] = self.name
+        if self.response_json is not None:
+            vote["response"] = self.response
         vote["comment"] = self.comment or ""
         vote["decidedAt"] = isoformat(self.decided_at)
         return vote
@@ -94,6 +101,8 @@ class StoredApprover:
         if self.decided_at is not None:
             item["decidedAt"] = isoformat(self.decided_at)
             item["comment"] = self.comment or ""
+        if self.response_json is not None:
+            item["response"] = self.response
         return item
 
 
@@ -309,6 +318,7 @@ def _approver(row) -> StoredApprover:
         decision=row.decision,
         comment=row.comment,
         decided_at=row.decided_at,
+        response_json=row.response_json,
     )
 
 
@@ -345,10 +355,10 @@ def progress_of_tokens(tokens) -> dict[int, Progress]:
 def decision_output(progress: Progress, deciding: StoredApprover) -> str:
     """The output of a token the approvers decided: ``{"approved", "approvals",
     "rejectedBy"?, "comment", "approver"}`` (compact JSON, as every output is stored)."""
-    output: dict = {
-        "approved": deciding.approved,
-        "approvals": [vote.vote_json() for vote in progress.approvals],
-    }
+    output: dict = {"approved": deciding.approved}
+    if deciding.response_json is not None:  # the deciding approval's answers
+        output["response"] = deciding.response
+    output["approvals"] = [vote.vote_json() for vote in progress.approvals]
     if deciding.rejected:
         output["rejectedBy"] = deciding.email
     output["comment"] = deciding.comment or ""

@@ -49,6 +49,10 @@ _NOTIFY_CHUNK = 800  # pks per notification: stays under PostgreSQL's 8000-byte 
 
 
 def timeout_output(token: StoredToken) -> str:
+    """The output of a timed-out token: its ``timeoutOutput`` if it has one, else the
+    contract's WAITPOINT_TIMEOUT error (``outputIsError`` is true either way)."""
+    if token.timeout_output is not None:
+        return token.timeout_output
     message = f"Waitpoint timed out at {isoformat(token.timeout_at)}"
     return json.dumps({"code": "WAITPOINT_TIMEOUT", "message": message}, separators=(",", ":"))
 
@@ -75,6 +79,12 @@ class NewToken:
     required_approvals: int | None = None
     requested_by: str | None = None
     reminders: tuple[timedelta, ...] = ()  # after creation: to approvers yet to answer
+    # A response form (``domain.response_form``, JSON text), button labels, and what a
+    # time-out outputs (JSON text; None: the WAITPOINT_TIMEOUT error).
+    form_json: str | None = None
+    approve_label: str | None = None
+    reject_label: str | None = None
+    timeout_output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,10 @@ def _insert_token(
             "webhook_secret": new.webhook_secret,
             "required_approvals": new.required_approvals if new.approvers else None,
             "requested_by": new.requested_by,
+            "form_json": new.form_json,
+            "approve_label": new.approve_label,
+            "reject_label": new.reject_label,
+            "timeout_output": new.timeout_output,
         },
     ).one()
     token = stored.from_row(row)  # a new token: no completion to look for
@@ -459,6 +473,7 @@ def decide_token(
     comment: str,
     record: CompletionRecord,
     now: datetime | None = None,
+    response: dict | None = None,
 ) -> bool:
     """Approve or reject: complete with ``{"approved", "comment", "approver"}``.
 
@@ -467,6 +482,8 @@ def decide_token(
     output then also lists the ``approvals`` given so far.
     """
     decision: dict = {"approved": approved}
+    if approved and response is not None:  # the response form's answers
+        decision["response"] = response
     listed = approvers.of_token(token_pk)
     if listed:
         votes = approvers.Progress(len(listed), tuple(listed)).approvals
@@ -523,6 +540,7 @@ def vote(
     comment: str,
     record: CompletionRecord,
     now: datetime | None = None,
+    response: dict | None = None,
 ) -> VoteOutcome:
     """A named approver approves or rejects (``domain.approvers``).
 
@@ -546,6 +564,7 @@ def vote(
         "decision": approvers.APPROVED if approve else approvers.REJECTED,
         "comment": comment,
         "decided_at": clock,
+        "response_json": to_json_text(response) if approve and response is not None else None,
         "ip": record.ip,
         "user_agent": record.user_agent,
     }

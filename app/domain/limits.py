@@ -19,3 +19,4 @@ COMMENT_MAX = 2000  # an approver's or operator's comment
 EMAIL_MAX = 320  # an email address (RFC 5321's path limit)
 APPROVERS_MAX = 20  # named approvers of a token
 REMINDERS_MAX = 5  # reminder emails of a token
+BUTTON_LABEL_MAX = 40  # approveLabel, rejectLabel

@@ -57,6 +57,10 @@ class StoredToken:
     details_json: str | None
     required_approvals: int | None  # named approvers (``domain.approvers``): the quorum
     requested_by: str | None
+    form_json: str | None  # a response form (``domain.response_form``)
+    approve_label: str | None
+    reject_label: str | None
+    timeout_output: str | None  # JSON text: the output of a time-out, if given
     completion: StoredCompletion | None = None
 
     @property

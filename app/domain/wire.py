@@ -5,6 +5,7 @@ The API answers with it, and webhook events carry it as their ``data``.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from ..models import COMPLETED, TIMED_OUT
@@ -60,6 +61,14 @@ def _add_request_fields(item: dict, token: StoredToken) -> None:
     if token.required_approvals is not None:
         item["requiredApprovals"] = token.required_approvals
         item["approvers"] = [a.wire_json() for a in approvers.of_token(token.pk)]
+    if token.form_json is not None:
+        item["form"] = json.loads(token.form_json)
+    if token.approve_label is not None:
+        item["approveLabel"] = token.approve_label
+    if token.reject_label is not None:
+        item["rejectLabel"] = token.reject_label
+    if token.timeout_output is not None:
+        item["timeoutOutput"] = token.timeout_output
     completion = token.completion
     if completion is not None and completion.approved is not None:
         decision = {
@@ -68,7 +77,16 @@ def _add_request_fields(item: dict, token: StoredToken) -> None:
             "comment": completion.comment or "",
             "decidedAt": isoformat(completion.at),
             "source": completion.source,
+            "response": _response_of(token) if completion.approved else None,
             "ip": completion.ip,
             "userAgent": completion.user_agent,
         }
         item["decision"] = {k: v for k, v in decision.items() if v is not None}
+
+
+def _response_of(token: StoredToken) -> dict | None:
+    """The response form's answers of an approval, from its output."""
+    if token.form_json is None or token.output is None:
+        return None
+    output = json.loads(token.output)
+    return output.get("response") if isinstance(output, dict) else None
