@@ -13,6 +13,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from ..domain import response_form
@@ -168,13 +169,13 @@ def _field_for(prop):
     if prop.type == "boolean":
         return BooleanField(default=bool(prop.default), **kwargs)
     if prop.choices:
-        choices = list(prop.choices)
+        choices = [SelectChoice(value, label) for value, label in prop.choices]
         if len(choices) <= 5:
             return RadioField(
                 choices=choices, default=prop.default, validate_choice=False, **kwargs
             )
         if not prop.required or prop.default is None:
-            choices = [("", "Choose…"), *choices]
+            choices = [SelectChoice("", "Choose…"), *choices]
         return SelectField(choices=choices, default=prop.default, validate_choice=False, **kwargs)
     if prop.type in ("number", "integer"):
         render.update(type="number", step="1" if prop.type == "integer" else "any")
