@@ -1,7 +1,8 @@
-"""Regenerate the README's screenshots: python docs/make_screenshots.py URL
+"""Regenerate the README's screenshots: python docs/make_screenshots.py URL [FORM_URL]
 
 URL is a token's callback URL on a running server (create one with a title,
-description, details and tags first). Needs Chromium (tests/prepare installs it).
+description, details and tags first); FORM_URL, optional, one of a token with a response
+form (approval-form.png). Needs Chromium (tests/prepare installs it).
 """
 
 import shutil
@@ -16,12 +17,15 @@ from tests.conftest import CHROMIUM_ARGS as ARGS  # noqa: E402  (one list of fla
 HERE = Path(__file__).parent
 
 
-def main(url: str) -> None:
+def main(url: str, form_url: str | None = None) -> None:
+    shots = [("approval-page.png", 900, url), ("approval-page-phone.png", 390, url)]
+    if form_url:
+        shots.append(("approval-form.png", 700, form_url))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
-        for name, width in (("approval-page.png", 900), ("approval-page-phone.png", 390)):
+        for name, width, address in shots:
             page = browser.new_page(viewport={"width": width, "height": 800})
-            page.goto(url)
+            page.goto(address)
             page.wait_for_timeout(500)
             page.screenshot(path=HERE / name, full_page=True)
             page.close()
@@ -29,4 +33,4 @@ def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

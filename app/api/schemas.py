@@ -181,7 +181,6 @@ class CreateTokenRequest(_Strict):
         "creation (each before the timeout): approvers who have not answered by then get a "
         "reminder email. " + DURATION_DOC,
     )
-
     form: dict[str, Any] | None = Field(
         None,
         description="Waitpoint extension: what the approver fills in before approving, as the "
@@ -191,26 +190,6 @@ class CreateTokenRequest(_Strict):
         "uri | date | date-time, default, x-multiline; or enum with enumNames, or oneOf of "
         "{const, title}), a number or integer (minimum, maximum, default) or a boolean "
         "(default). Anything else is a 400 naming its path (form.properties.x.y).",
-        json_schema_extra={
-            "example": {
-                "type": "object",
-                "properties": {
-                    "amount": {
-                        "type": "number",
-                        "title": "Refund (EUR)",
-                        "minimum": 0,
-                        "default": 240,
-                    },
-                    "reply": {
-                        "type": "string",
-                        "title": "Reply to the customer",
-                        "x-multiline": True,
-                        "default": "Dear customer, ...",
-                    },
-                },
-                "required": ["amount"],
-            }
-        },
     )
     approveLabel: str | None = Field(
         None,

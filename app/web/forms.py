@@ -194,8 +194,9 @@ def _field_for(prop):
         default = _local_input_value(default)
     if prop.format in _INPUT_TYPES:
         render["type"] = _INPUT_TYPES[prop.format]
-    if prop.multiline:
-        render.setdefault("rows", 6)
+    if prop.multiline:  # tall enough for the draft it holds, within reason
+        lines = str(default or "").count("\n") + len(str(default or "")) // 60 + 2
+        render.setdefault("rows", min(16, max(6, lines)))
         return TextAreaField(default=default, **kwargs)
     return StringField(default=default, **kwargs)
 
