@@ -29,6 +29,16 @@ ApproverRef = Approver | Mapping[str, Any] | str
 Duration = str | timedelta | int | float
 
 
+class _Unset:
+    """The default of an argument whose every value, ``None`` included, means something."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
 @dataclass(frozen=True)
 class Settings:
     base_url: str
@@ -89,6 +99,10 @@ def create_body(
     required_approvals: int | None = None,
     requested_by: str | None = None,
     reminders: Duration | Iterable[Duration] | None = None,
+    form: Mapping[str, Any] | None = None,
+    approve_label: str | None = None,
+    reject_label: str | None = None,
+    timeout_output: Any = UNSET,
 ) -> dict:
     body: dict[str, Any] = {}
     if timeout is not None:
@@ -117,6 +131,16 @@ def create_body(
     if reminders is not None:
         single = isinstance(reminders, Duration)
         body["reminders"] = [duration(r) for r in ([reminders] if single else reminders)]
+    # Response forms (Waitpoint extensions), likewise only when given. The server judges
+    # the form; ``timeout_output=None`` is sent, as JSON null: a time-out then outputs null.
+    if form is not None:
+        body["form"] = dict(form)
+    if approve_label is not None:
+        body["approveLabel"] = approve_label
+    if reject_label is not None:
+        body["rejectLabel"] = reject_label
+    if timeout_output is not UNSET:
+        body["timeoutOutput"] = timeout_output
     return body
 
 
@@ -233,4 +257,5 @@ def wait_window(settings: Settings, ends: float | None, now: float) -> float:
 def wait_result(token: Token) -> WaitResult:
     if token.status == "COMPLETED":
         return WaitResult(ok=True, token=token, output=token.output)
-    return WaitResult(ok=False, token=token, error=token.error)
+    # Timed out: the output is the token's timeoutOutput, if it was created with one.
+    return WaitResult(ok=False, token=token, output=token.output, error=token.error)

@@ -61,6 +61,7 @@ class AsyncWaitpoint:
         return await self._run(flow)
 
     async def create_token(self, **fields: Any) -> CreatedToken:
+        """Create a token; fields as in ``Waitpoint.create_token``."""
         body = c.create_body(**fields)
         retry = "idempotencyKey" in body
         return CreatedToken.from_json(await self._send("POST", c.TOKENS, json=body, retry=retry))

@@ -64,7 +64,11 @@ class Waitpoint:
         """Create a token. Fields: timeout, tags, idempotency_key, idempotency_key_ttl,
         title, description, details; and named approvers (Waitpoint extensions): approvers
         (``Approver``, ``{"email", "name"}`` or an email each), required_approvals,
-        requested_by, reminders (durations). Retried only when it has an idempotency key."""
+        requested_by, reminders (durations); and a response form (Waitpoint extensions):
+        form (the restricted JSON Schema the approver fills in before approving),
+        approve_label, reject_label (the buttons), timeout_output (any JSON, None
+        included: the output if the token times out). Retried only when it has an
+        idempotency key."""
         body = c.create_body(**fields)
         retry = "idempotencyKey" in body
         return CreatedToken.from_json(self._send("POST", c.TOKENS, json=body, retry=retry))
@@ -103,5 +107,7 @@ class Waitpoint:
 
         ``deadline`` (seconds or timedelta) bounds the wait on this side; when it
         runs out first, ``WaitDeadlineExceeded`` is raised and the token is untouched.
+        A token that times out is returned not ``ok``, with ``timed_out`` and ``error``
+        set, and its ``timeout_output`` (if it has one) as ``output``.
         """
         return self._run(_flow.for_token(token, self.settings, deadline=deadline))

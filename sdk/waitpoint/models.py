@@ -37,6 +37,7 @@ class Decision:
     approver: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    response: dict[str, Any] | None = None  # the response form's answers, on an approval
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class ApproverState:
     decision: Literal["approved", "rejected"] | None = None
     decided_at: datetime | None = None
     comment: str | None = None
+    response: dict[str, Any] | None = None  # what they filled in, if they approved
 
     @classmethod
     def from_json(cls, body: dict) -> ApproverState:
@@ -73,6 +75,7 @@ class ApproverState:
             decision=body.get("decision"),
             decided_at=_time(body.get("decidedAt")),
             comment=body.get("comment"),
+            response=body.get("response"),
         )
 
 
@@ -84,6 +87,7 @@ class Approval:
     name: str | None
     comment: str  # "" when none was given
     decided_at: datetime
+    response: dict[str, Any] | None = None  # the response form's answers, if it has one
 
 
 def _approvals(output: Any) -> list[Approval]:
@@ -98,6 +102,7 @@ def _approvals(output: Any) -> list[Approval]:
             name=vote.get("name"),
             comment=vote.get("comment") or "",
             decided_at=_time(vote["decidedAt"]),
+            response=vote["response"] if isinstance(vote.get("response"), dict) else None,
         )
         for vote in votes
         if isinstance(vote, dict) and "approver" in vote and "decidedAt" in vote
@@ -129,6 +134,23 @@ class Token:
     approvers: list[ApproverState] = field(default_factory=list)
     required_approvals: int | None = None
     requested_by: str | None = None
+    # Response forms (Waitpoint extensions); only in a retrieved token. ``timeout_output``
+    # is the parsed JSON; ``has_timeout_output`` tells a null one from none at all.
+    form: dict[str, Any] | None = None
+    approve_label: str | None = None
+    reject_label: str | None = None
+    timeout_output: Any = None
+    has_timeout_output: bool = False
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == "TIMED_OUT"
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """The response form's answers of the approval that decided the token (None if
+        it has no form, was rejected, or was completed through the API)."""
+        return self.decision.response if self.decision is not None else None
 
     @property
     def approvals(self) -> list[Approval]:
@@ -147,12 +169,19 @@ class Token:
     @classmethod
     def from_json(cls, body: dict) -> Token:
         output, error = None, None
+        has_timeout_output = "timeoutOutput" in body
         if "output" in body:
             data = json.loads(body["output"])
-            if body.get("outputIsError"):
-                error = WaitpointTimeoutError(data.get("message", "Waitpoint timed out"))
-            else:
+            if not body.get("outputIsError"):
                 output = data
+            elif has_timeout_output:
+                # A time-out outputs the timeoutOutput the token was created with: it is
+                # the output, and the error says when it timed out.
+                output = data
+                error = WaitpointTimeoutError(f"Waitpoint timed out at {body.get('timeoutAt')}")
+            else:
+                message = data.get("message") if isinstance(data, dict) else None
+                error = WaitpointTimeoutError(message or "Waitpoint timed out")
         decision = body.get("decision")
         return cls(
             id=body["id"],
@@ -177,6 +206,7 @@ class Token:
                 approver=decision.get("approver"),
                 ip=decision.get("ip"),
                 user_agent=decision.get("userAgent"),
+                response=decision.get("response"),
             ),
             output=output,
             error=error,
@@ -184,17 +214,34 @@ class Token:
             approvers=[ApproverState.from_json(a) for a in body.get("approvers") or ()],
             required_approvals=body.get("requiredApprovals"),
             requested_by=body.get("requestedBy"),
+            form=body.get("form"),
+            approve_label=body.get("approveLabel"),
+            reject_label=body.get("rejectLabel"),
+            timeout_output=json.loads(body["timeoutOutput"]) if has_timeout_output else None,
+            has_timeout_output=has_timeout_output,
         )
 
 
 @dataclass(frozen=True)
 class WaitResult(Generic[T]):
-    """What ``for_token`` returns: ``ok`` with ``output``, or not ok with ``error``."""
+    """What ``for_token`` returns: ``ok`` with ``output``, or not ok with ``error`` (the
+    token timed out). A token created with ``timeout_output`` that times out is still
+    not ok, with its ``error``, and ``output`` is that timeout output."""
 
     ok: bool
     token: Token
     output: T | None = None
     error: WaitpointTimeoutError | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        """Nobody decided before the token's timeout."""
+        return self.token.timed_out
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """For a token with a response form, approved: the approver's answers."""
+        return self.token.response
 
     @property
     def approvals(self) -> list[Approval]:
@@ -207,8 +254,9 @@ class WaitResult(Generic[T]):
         return self.token.rejected_by
 
     def unwrap(self) -> T | None:
-        """The output, or raise the ``WaitpointTimeoutError``."""
-        if not self.ok:
+        """The output, or raise the ``WaitpointTimeoutError`` if the token timed out
+        without a ``timeout_output`` (with one, that is the output returned)."""
+        if not self.ok and not (self.timed_out and self.token.has_timeout_output):
             raise self.error or WaitpointTimeoutError("Waitpoint timed out")
         return self.output
 
