@@ -229,7 +229,8 @@ class Completion(db.Model):
     id: Mapped[int] = mapped_column(BigPK, primary_key=True, autoincrement=True)
     token_pk: Mapped[int] = mapped_column(ForeignKey("tokens.pk", ondelete="CASCADE"), unique=True)
     # api (API key), callback (the URL's JSON POST), page (the approval page form),
-    # dashboard (an operator; actor is their email; with no output for "time out now").
+    # dashboard (an operator; actor is their email; with no output for "time out now"),
+    # cancel (withdrawn through the API's cancel route; comment is the reason).
     source: Mapped[str] = mapped_column(String(16))
     # Set for an approve/reject decision; None for a completion with arbitrary output.
     approved: Mapped[bool | None] = mapped_column(Boolean)

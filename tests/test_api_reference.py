@@ -32,6 +32,7 @@ ERROR_SECTIONS = {
     "retrieveToken": "Retrieve a token",
     "listTokens": "List tokens",
     "completeToken": "Complete a token with an API key",
+    "cancelToken": "Cancel a token",
     "completeTokenByCallback": "The callback URL",
     "waitForToken": "Wait for a token (long poll)",
     "listWebhookEndpoints": "List endpoints",

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 from . import bp
 from .schemas import (
     DURATION_DOC,
+    CancelTokenRequest,
     CompleteTokenRequest,
     CompleteTokenResponse,
     CreateTokenRequest,
@@ -99,6 +100,7 @@ def build_document() -> dict:
             (TokenRetrieveResponse, "serialization"),
             (TokenList, "serialization"),
             (CompleteTokenRequest, "validation"),
+            (CancelTokenRequest, "validation"),
             (CompleteTokenResponse, "serialization"),
             (ErrorResponse, "serialization"),
             (HealthResponse, "serialization"),
@@ -207,6 +209,26 @@ def build_document() -> dict:
                     "responses": {
                         "200": _json(
                             CompleteTokenResponse, "Done, or already decided (applied: false)."
+                        ),
+                        **_errors(400, 401, 404, 413, 429, 503),
+                    },
+                }
+            },
+            "/api/v1/waitpoints/tokens/{id}/cancel": {
+                "post": {
+                    "operationId": "cancelToken",
+                    "summary": "Withdraw a waiting token (Waitpoint extension)",
+                    "description": "COMPLETED, with outputIsError true and the output "
+                    '{"code": "WAITPOINT_CANCELLED", "message"}.',
+                    "security": secured,
+                    "parameters": [TOKEN_ID],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref(CancelTokenRequest)}},
+                    },
+                    "responses": {
+                        "200": _json(
+                            CompleteTokenResponse, "Withdrawn, or already final (applied: false)."
                         ),
                         **_errors(400, 401, 404, 413, 429, 503),
                     },

@@ -350,6 +350,20 @@ class CompleteTokenRequest(_Strict):
     data: Any = Field(None, description="The output. Without data the token has no output.")
 
 
+class CancelTokenRequest(_Strict):
+    reason: str | None = Field(
+        None,
+        min_length=1,
+        max_length=limits.COMMENT_MAX,
+        description="Why it was withdrawn: in the output's message and on the page.",
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value):
+        return storable(value)
+
+
 class CompleteTokenResponse(BaseModel):
     success: Literal[True]
     applied: bool = Field(

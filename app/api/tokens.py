@@ -22,7 +22,12 @@ from . import bp
 from .auth import require_api_key
 from .bodies import parse_model, read_json_body, read_json_object
 from .errors import ApiError
-from .schemas import CompleteTokenRequest, CreateTokenRequest, ListTokensQuery
+from .schemas import (
+    CancelTokenRequest,
+    CompleteTokenRequest,
+    CreateTokenRequest,
+    ListTokensQuery,
+)
 
 TOKENS = "/v1/waitpoints/tokens"
 
@@ -235,6 +240,19 @@ def complete_token(token_id: str):
     return _completion_response(token, output, record)
 
 
+@bp.post(f"{TOKENS}/<token_id>/cancel")
+@require_api_key
+def cancel_token(token_id: str):
+    """Withdraw a waiting token (a Waitpoint extension): COMPLETED, with an error output."""
+    body = parse_model(CancelTokenRequest, read_json_object(CANCEL_MAX_BYTES))
+    token = _project_token(token_id)
+    applied = lifecycle.cancel_token(token.pk, body.reason, completion_record("cancel"))
+    return _completion_answer(token, applied)
+
+
+CANCEL_MAX_BYTES = 16 * 1024
+
+
 @bp.post(f"{TOKENS}/<token_id>/callback/<signature>")
 def callback(token_id: str, signature: str):
     """The capability URL: no API key; the signature is the permission."""
@@ -255,8 +273,11 @@ def callback_token(token_id: str, signature: str) -> StoredToken:
 def _completion_response(
     token: StoredToken, output: str | None, record: lifecycle.CompletionRecord
 ):
-    applied = lifecycle.complete_token(token.pk, output, record)
-    # Otherwise someone else decided it, or the deadline had passed (then this call
+    return _completion_answer(token, lifecycle.complete_token(token.pk, output, record))
+
+
+def _completion_answer(token: StoredToken, applied: bool):
+    # Not applied: someone else decided it, or the deadline had passed (then this call
     # stored TIMED_OUT): report what is stored.
     status = COMPLETED if applied else stored.token_by_pk(token.pk).status
     return jsonify(success=True, applied=applied, status=status)

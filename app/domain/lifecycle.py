@@ -237,6 +237,21 @@ def complete_token(
     return _finish(token_pk, {"status": COMPLETED, "output": output}, record, now)
 
 
+CANCELLED = "WAITPOINT_CANCELLED"
+
+
+def cancel_token(
+    token_pk: int, reason: str | None, record: CompletionRecord, now: datetime | None = None
+) -> bool:
+    """Withdraw a waiting token: COMPLETED with the error output ``{"code":
+    "WAITPOINT_CANCELLED", "message"}`` (``outputIsError`` true, as for a time-out, so that
+    no caller takes it for a decision). ``record.source`` is ``cancel``. True if this call
+    decided it."""
+    message = f"Withdrawn: {reason}" if reason else "The request was withdrawn"
+    output = to_json_text({"code": CANCELLED, "message": message})
+    return complete_token(token_pk, output, replace(record, comment=reason), now)
+
+
 def time_out_now(token_pk: int, record: CompletionRecord, now: datetime | None = None) -> bool:
     """An operator ends a waiting token as timed out, now. True if this call decided it."""
     return _finish(token_pk, {"status": TIMED_OUT}, record, now, move_deadline=True)

@@ -278,21 +278,26 @@ def check_answers(form_json: str, answers: dict) -> dict[str, str]:
     return problems
 
 
+_FORMAT_MESSAGES = {
+    "email": "Enter an email address.",
+    "uri": "Enter a full URL (https://...).",
+    "date": "Enter a date.",
+    "date-time": "Enter a date and time.",
+}
+_TYPE_MESSAGES = {"integer": "Enter a whole number.", "number": "Enter a number."}
+
+
 def _answer_message(error: ValidationError) -> str:
-    value = error.validator_value
+    value = error.validator_value  # a list for enum and oneOf: never a key to look up
+    if error.validator == "format":
+        return _FORMAT_MESSAGES.get(value, "This is not in the expected format.")
+    if error.validator == "type":
+        return _TYPE_MESSAGES.get(value, f"Must be a {value}.")
     return {
         "minLength": f"Enter at least {value} characters.",
         "maxLength": f"Enter at most {value} characters.",
         "minimum": f"Enter {value} or more.",
         "maximum": f"Enter {value} or less.",
         "enum": "Choose one of the options.",
-        "format": {
-            "email": "Enter an email address.",
-            "uri": "Enter a full URL (https://...).",
-            "date": "Enter a date.",
-            "date-time": "Enter a date and time.",
-        }.get(value, "This is not in the expected format."),
-        "type": {"integer": "Enter a whole number.", "number": "Enter a number."}.get(
-            value, f"Must be a {value}."
-        ),
+        "oneOf": "Choose one of the options.",
     }.get(error.validator, error.message)

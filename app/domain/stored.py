@@ -30,7 +30,7 @@ _PUBLIC_ID = re.compile(r"[a-z0-9]{1,32}", re.ASCII)
 class StoredCompletion:
     """Who or what completed a token: written by the one request that decided it."""
 
-    source: str  # api | callback | page | dashboard
+    source: str  # api | callback | page | dashboard | cancel
     approved: bool | None  # an approve/reject decision; None for any other output
     actor: str | None  # the approver's name, the operator's email
     comment: str | None
@@ -83,6 +83,11 @@ class StoredToken:
     def approved(self) -> bool | None:
         """True or False for an approve/reject decision, else None."""
         return self.completion.approved if self.completion is not None else None
+
+    @property
+    def cancelled(self) -> bool:
+        """Withdrawn through the cancel route (COMPLETED, with an error output)."""
+        return self.completion is not None and self.completion.source == "cancel"
 
     @property
     def closed_at(self) -> datetime | None:

@@ -44,7 +44,11 @@ def token_json(
                 outputIsError=True,
             )
         elif status == COMPLETED and token.output is not None:
-            item.update(output=token.output, outputType="application/json", outputIsError=False)
+            item.update(
+                output=token.output,
+                outputType="application/json",
+                outputIsError=token.cancelled,  # withdrawn: an error, not a decision
+            )
         _add_request_fields(item, token)
     return item
 
