@@ -332,3 +332,28 @@ def test_nul_in_the_approvers_name_is_refused(api, client):
     assert response.status_code == 422
     assert "NUL" in response.get_data(as_text=True)
     assert api.retrieve(token["id"])["status"] == "WAITING"
+
+
+def test_the_root_is_a_small_page_pointing_to_the_dashboard_the_api_and_healthz(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for link in ('href="/dashboard/"', 'href="/api/openapi.json"', 'href="/healthz"'):
+        assert link in html
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_details_show_whole_numbers_without_a_trailing_zero(api, client):
+    token = api.create(details={"Amount": 240.0, "Rate": 0.25, "Count": 3})
+    html = client.get(callback_path(token)).get_data(as_text=True)
+    cells = re.findall(r"<th scope=\"row\">(\w+)</th><td>([^<]*)</td>", html)
+    assert cells == [("Amount", "240"), ("Rate", "0.25"), ("Count", "3")]
+
+
+def test_a_closed_page_tells_the_time_out_once_and_drops_the_forwarding_warning(api, client, app):
+    token = api.create(timeout="1h")
+    with app.app_context():
+        lifecycle.expire_due(now=utcnow() + timedelta(hours=2))
+    html = client.get(callback_path(token)).get_data(as_text=True)
+    assert html.count("UTC</time>") == 2  # requested, and the time-out (once)
+    assert "Anyone with the link can respond" not in html

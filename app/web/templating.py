@@ -14,10 +14,9 @@ from ..models import COMPLETED, TIMED_OUT, WAITING
 
 
 def when(value: datetime) -> Markup:
-    """A ``<time>`` element: exact UTC in the text, ISO in ``datetime`` (localised by JS)."""
-    return Markup('<time datetime="{}" data-local>{}</time>').format(
-        isoformat(value), when_text(value)
-    )
+    """A ``<time>`` element: UTC in the text, ISO in ``datetime``. One rule for the whole
+    app (pages, dashboard, emails): times are UTC and say so, with or without JavaScript."""
+    return Markup('<time datetime="{}">{}</time>').format(isoformat(value), when_text(value))
 
 
 def when_text(value: datetime) -> str:
@@ -52,10 +51,14 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 
 
 def detail(value) -> str:
+    """A value of ``details`` as a person reads it: Yes/No, and a whole number without the
+    ``.0`` that JSON parsing gave it (``240``, not ``240.0``)."""
     if value is True:
         return "Yes"
     if value is False:
         return "No"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
     return str(value)
 
 

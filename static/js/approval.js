@@ -1,4 +1,4 @@
-// Approval page: live countdown and local times. The page works without this file.
+// Approval page: a live countdown. The page works without this file; times stay in UTC.
 (function () {
   "use strict";
 
@@ -11,16 +11,6 @@
     if (h) return "in " + h + " h " + m + " min";
     if (m) return "in " + m + " min " + sec + " s";
     return "in " + sec + " s";
-  }
-
-  function localise(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
-      var date = new Date(el.getAttribute("datetime"));
-      if (!isNaN(date)) {
-        el.title = el.textContent;
-        el.textContent = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-      }
-    });
   }
 
   var announced = false;
@@ -36,10 +26,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localise(document);
     tick();
     setInterval(tick, 1000);
   });
-  document.addEventListener("htmx:afterSwap", function (event) { localise(event.target); });
-  document.addEventListener("htmx:load", function (event) { localise(event.target); });
 })();
