@@ -139,3 +139,42 @@ def test_waiters_beyond_capacity_answer_at_once_and_leaving_frees_a_slot(tmp_pat
     finally:
         server.stop()
         drop_database(url)
+
+
+@pytest.mark.slow
+def test_stopping_the_server_answers_open_long_polls_at_once(tmp_path):
+    import httpx
+
+    from .support import ServerProcess, create_database, drop_database
+
+    url = create_database(tmp_path)
+    server = ServerProcess(url, tmp_path).start()
+    try:
+        key = server.new_key("stop")
+        auth = {"Authorization": f"Bearer {key}"}
+        token = httpx.post(server.url + TOKENS, json={}, headers=auth).json()
+        answers = []
+
+        def wait():
+            answers.append(
+                httpx.get(
+                    f"{server.url}{TOKENS}/{token['id']}/wait",
+                    params={"timeout": "50s"},
+                    headers=auth,
+                    timeout=60,
+                )
+            )
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(1.0)  # the long poll is held
+        started = time.monotonic()
+        server.stop()
+        stopped = time.monotonic() - started
+        waiter.join(10)
+        assert stopped < 5, f"the server took {stopped:.1f} s to stop"
+        assert answers[0].status_code == 200
+        assert answers[0].json()["status"] == "WAITING"  # as it is: the client asks again
+    finally:
+        server.stop()
+        drop_database(url)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 
 from gunicorn.http.errors import NoMoreData
@@ -27,6 +28,15 @@ class WaitpointWorker(ThreadWorker):
     def init_process(self):
         self.client_timeout = client_timeout(os.environ)
         super().init_process()
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM: stop as gunicorn does, and let the open long polls answer now instead
+        of holding the shutdown (from a thread: not inside the signal handler)."""
+        super().handle_exit(sig, frame)
+        extensions = getattr(self.wsgi, "extensions", {})
+        hub = extensions.get("waitpoint_waits")
+        if hub is not None:
+            threading.Thread(target=hub.release_all, name="release-waits", daemon=True).start()
 
     def handle(self, conn):
         if not hasattr(conn, "read_deadline"):

@@ -62,6 +62,16 @@ class WaitHub:
         if self._listener is not None:
             self._listener.join(5)
 
+    def release_all(self) -> None:
+        """The server is stopping: every long poll answers now, with the token as it is
+        (still WAITING; the client asks again, of another process), instead of holding
+        the shutdown for up to a minute. Later waits answer at once too."""
+        self.stopping.set()
+        with self._lock:
+            for events in self._events.values():
+                for event in events:
+                    event.set()
+
     # -- waiting ---------------------------------------------------------------
 
     def wait_for(
@@ -85,7 +95,9 @@ class WaitHub:
                 event.clear()  # before reading, so that a wake-up after the read is kept
                 status = db.session.scalar(select(Token.status).where(Token.pk == token.pk))
                 db.session.close()  # hold no database connection while asleep
-                if status != WAITING or not self._sleep(event, end, disconnected):
+                if status != WAITING or self.stopping.is_set():
+                    return
+                if not self._sleep(event, end, disconnected):
                     return
         finally:
             self._leave(token.pk, event)
