@@ -8,26 +8,34 @@ PORT ?= 5000
 
 .PHONY: run test test-fast lint bench clean
 
-$(BIN)/waitpoint: pyproject.toml sdk/pyproject.toml
+# Serving needs the app and the SDK; the tests, benchmarks and lint add the test extras.
+SERVE := $(VENV)/.installed-serve
+TESTING := $(VENV)/.installed-test
+
+$(SERVE): pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . -e ./sdk
+	touch $@
+
+$(TESTING): $(SERVE)
 	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./sdk
 	touch $@
 
-run: $(BIN)/waitpoint
+run: $(SERVE)
 	$(BIN)/waitpoint setup
 	$(BIN)/waitpoint serve --host $(HOST) --port $(PORT)
 
-test: $(BIN)/waitpoint
+test: $(TESTING)
 	tests/prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(BIN)/waitpoint
+test-fast: $(TESTING)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The benchmark suite (about 6 minutes on 2 cores): figures in bench/results/*.json,
 # the summary table last (bench/results/summary.json). Needs the local PostgreSQL.
-bench: $(BIN)/waitpoint
+bench: $(TESTING)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	cd bench && ../$(BIN)/python hotpaths.py sqlite postgresql
 	cd bench && ../$(BIN)/python scale.py --sizes 10000,100000,1000000
@@ -38,7 +46,7 @@ bench: $(BIN)/waitpoint
 	cd bench && ../$(BIN)/python mail.py sqlite postgresql
 	cd bench && ../$(BIN)/python report.py
 
-lint: $(BIN)/waitpoint
+lint: $(TESTING)
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
 
