@@ -19,6 +19,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..domain import webhooks
 from ..domain.jsontext import parse_json
 from ..domain.limits import EMAIL_MAX
+from ..web.forms import VoteForm, with_response
 
 
 class LoginForm(FlaskForm):
@@ -35,6 +36,18 @@ class CompleteForm(FlaskForm):
             self.parsed = parse_json(field.data)
         except ValueError as exc:
             raise ValidationError(f"{exc}.") from None
+
+
+class OperatorDecisionForm(VoteForm):
+    """Approve or reject from a token's page: the operator is recorded by their account,
+    so no name to give. ``decision_form`` adds the token's response form, if any."""
+
+    response = None  # the response form's answers, set by a valid approval
+
+
+def decision_form(form_json: str | None, **kwargs) -> OperatorDecisionForm:
+    """The decision form of a token with this response form (None: yes or no only)."""
+    return with_response(OperatorDecisionForm, form_json)(**kwargs)
 
 
 class TimeoutForm(FlaskForm):

@@ -16,13 +16,19 @@ from ..domain.stored import StoredToken
 from ..domain.timeutil import as_utc, parse_duration, utcnow
 from ..extensions import htmx
 from ..models import STATUSES
-from ..web.forms import DecisionForm
 from ..web.security import add_security_headers, completion_record
 from ..web.templating import STATUS_LABELS
-from . import approver_mail, bp
+from . import approver_mail, bp, responses
 from .auth import login_required
 from .board import BoardFilter, board_page, status_counts, tag_suggestions
-from .forms import ActionForm, ApproverFilterForm, CompleteForm, LogoutForm, TimeoutForm
+from .forms import (
+    ActionForm,
+    ApproverFilterForm,
+    CompleteForm,
+    LogoutForm,
+    TimeoutForm,
+    decision_form,
+)
 
 PAGE_SIZE = 25
 MAX_TAGS = TAGS_MAX
@@ -230,7 +236,13 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
         "output": output,
         "details": token.details,
         "tags": token.tags,
-        "decision_form": forms.get("decision") or DecisionForm(),
+        # A fresh form shows its defaults, even on a page re-shown after another POST.
+        "decision_form": forms.get("decision") or decision_form(token.form_json, formdata=None),
+        "asked": responses.of_token(token),
+        "response": responses.decision_response(token),
+        "timeout_output": (
+            _pretty(token.timeout_output) if token.timeout_output is not None else None
+        ),
         "complete_form": forms.get("complete") or CompleteForm(),
         "timeout_form": TimeoutForm(),
         "deliveries": webhooks.delivery_log(project.id, token_pk=token.pk),
@@ -264,11 +276,12 @@ def _after_action(project_id: int, token: StoredToken, applied: bool, done: str)
 @login_required
 def decide(project_id: int, token_id: str):
     _, token = _token(project_id, token_id)
-    form = DecisionForm()
+    form = decision_form(token.form_json)
     approved = form.validated_choice()
     if approved is None:
         return detail(project_id, token_id, forms={"decision": form}, status=422)
-    applied = lifecycle.decide_token(token.pk, approved, form.comment.data or "", _record())
+    comment = form.comment.data or ""
+    applied = lifecycle.decide_token(token.pk, approved, comment, _record(), response=form.response)
     return _after_action(project_id, token, applied, "Approved." if approved else "Rejected.")
 
 
