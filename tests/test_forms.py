@@ -172,7 +172,7 @@ def test_a_valid_approval_puts_the_answers_in_the_output(api, client):
         data={
             "approve": "Approve",
             "response_0": "120.50",
-            "response_1": "Dear customer,\nsorry.",
+            "response_1": "Dear customer,\r\nsorry.",  # as a browser sends a box
             "response_2": "lost",
             "response_4": "2026-12-01T09:30",
             "response_6": "3",

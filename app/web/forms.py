@@ -108,8 +108,8 @@ class ResponseFields:
                 answers[prop.name] = bool(f.data)
                 continue
             text = f.data if isinstance(f.data, str) else ""
-            if not prop.multiline:
-                text = text.strip()
+            # Browsers send a box's line breaks as CRLF: the answer keeps them as typed, \n.
+            text = text.replace("\r\n", "\n") if prop.multiline else text.strip()
             if text == "":
                 continue
             if prop.type in ("number", "integer"):
