@@ -7,6 +7,7 @@
 
 ``Waitpoint`` is the explicit client; ``AsyncWaitpoint`` (and ``waitpoint.aio.wait``)
 its asyncio twin. ``waitpoint.webhooks.verify`` checks a webhook delivery's signature.
+``@require_approval(...)`` runs a function only once a person has approved the call.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from .aio import AsyncWaitpoint
 from .client import Waitpoint
 from .errors import (
     APIError,
+    ApprovalError,
+    ApprovalRejected,
+    ApprovalTimedOut,
+    ApprovalWithdrawn,
     AuthenticationError,
     ConnectionFailed,
     NotFoundError,
@@ -30,6 +35,7 @@ from .errors import (
     WaitpointTimeoutError,
     WebhookVerificationError,
 )
+from .guard import require_approval
 from .models import (
     Approval,
     Approver,
@@ -44,6 +50,10 @@ from .models import (
 __all__ = [
     "APIError",
     "Approval",
+    "ApprovalError",
+    "ApprovalRejected",
+    "ApprovalTimedOut",
+    "ApprovalWithdrawn",
     "Approver",
     "ApproverState",
     "AsyncWaitpoint",
@@ -64,6 +74,7 @@ __all__ = [
     "WaitpointTimeoutError",
     "WebhookVerificationError",
     "configure",
+    "require_approval",
     "wait",
     "webhooks",
 ]

@@ -79,8 +79,13 @@ class AsyncWaitpoint:
         )
         return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
 
-    async def list_tokens(self, **filters: Any) -> AsyncIterator[Token]:
-        params = c.list_params(**filters)
+    async def list_tokens(
+        self, *, limit: int | None = None, **filters: Any
+    ) -> AsyncIterator[Token]:
+        """As ``Waitpoint.list_tokens``; ``limit`` is page_size (tokens a page)."""
+        params = (
+            c.list_params(**filters) if limit is None else c.list_params(**filters, page_size=limit)
+        )
         while True:
             page = await self._send("GET", c.TOKENS, params=params, retry=True)
             for item in page["data"]:

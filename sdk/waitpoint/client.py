@@ -86,11 +86,15 @@ class Waitpoint:
         )
         return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
 
-    def list_tokens(self, **filters: Any) -> Iterator[Token]:
+    def list_tokens(self, *, limit: int | None = None, **filters: Any) -> Iterator[Token]:
         """Every matching token, newest first, fetching pages as the loop goes.
         Filters: status, tags, idempotency_key, period, from_, to, approver (an email:
-        tokens on which that named approver has not voted yet), page_size."""
-        params = c.list_params(**filters)
+        tokens on which that named approver has not voted yet), page_size. ``limit`` is
+        the TypeScript SDK's name for page_size: tokens a page, not in all (to stop
+        early, ``itertools.islice``)."""
+        params = (
+            c.list_params(**filters) if limit is None else c.list_params(**filters, page_size=limit)
+        )
         while True:
             page = self._send("GET", c.TOKENS, params=params, retry=True)
             for item in page["data"]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # models imports this module
+    from .models import Token
+
 
 class WaitpointError(Exception):
     """Base class of every error this package raises."""
@@ -56,3 +61,35 @@ class WaitDeadlineExceeded(WaitpointError):
 class WebhookVerificationError(WaitpointError):
     """``webhooks.verify``: the delivery is not signed with this secret, was changed, is
     too old or too new (a replay), or is not a Waitpoint event. Answer it with a 4xx."""
+
+
+class ApprovalError(WaitpointError):
+    """``@require_approval``: the call was not approved, so the function did not run.
+    ``token`` is the decided token (``token.url`` its page, ``token.output`` what ended it)."""
+
+    def __init__(self, message: str, token: Token):
+        super().__init__(message)
+        self.token = token
+
+
+class ApprovalRejected(ApprovalError):
+    """Someone rejected it: ``approver`` (an email or a name, None if the page did not
+    ask) and ``comment`` ("" when none was given)."""
+
+    def __init__(self, message: str, token: Token, approver: str | None, comment: str):
+        super().__init__(message, token)
+        self.approver = approver
+        self.comment = comment
+
+
+class ApprovalTimedOut(ApprovalError):
+    """Nobody decided before the token's timeout."""
+
+
+class ApprovalWithdrawn(ApprovalError):
+    """The token was withdrawn (``POST .../cancel``) before anyone decided; ``reason``
+    is the server's message ("Withdrawn: <reason>" or "The request was withdrawn")."""
+
+    def __init__(self, message: str, token: Token, reason: str):
+        super().__init__(message, token)
+        self.reason = reason
