@@ -268,7 +268,7 @@ def test_a_valid_approval_stores_the_response_in_the_output(alice, api):
     expected = {
         "amount": 199.5,
         "count": 2,
-        "reply": "Dear customer,\r\nyour refund is on its way.",
+        "reply": "Dear customer,\nyour refund is on its way.",
         "contact": "ada@example.com",
         "ticket": "https://example.com/t/1042",
         "ship_on": "2026-12-01",
@@ -334,7 +334,7 @@ def test_the_page_shows_the_response_of_an_approval_in_the_forms_order(alice, ap
     assert answer_rows(table) == [
         ("Refund (EUR)", "240"),
         ("Items", "2"),
-        ("Reply to the customer", "Dear customer,\r\nyour refund is on its way."),
+        ("Reply to the customer", "Dear customer,\nyour refund is on its way."),
         ("Contact", "bob@example.com"),
         ("Ticket", "Not answered"),
         ("Ship on", "2026-12-01"),
