@@ -1,8 +1,9 @@
 """The ``waitpoint`` command: a Flask CLI group over the app.
 
 ``waitpoint serve``, ``setup``, ``keys create|list|revoke``, ``webhooks
-add|list|disable|enable|rotate-secret|remove``, ``expire``, ``deliver`` and the
-Flask-Migrate ``db`` group (``waitpoint db upgrade``).
+add|list|disable|enable|rotate-secret|remove``, ``expire``, ``deliver``, ``mcp`` (the MCP
+server for AI agents, from the SDK) and the Flask-Migrate ``db`` group (``waitpoint db
+upgrade``).
 """
 
 from __future__ import annotations
@@ -411,6 +412,31 @@ cli = FlaskGroup(
     load_dotenv=False,
     help="Waitpoint: human-in-the-loop approval tokens.",
 )
+
+
+@click.command("mcp")
+@click.option("--http", is_flag=True, help="Serve streamable HTTP at /mcp instead of stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --http.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="With --http."
+)
+def mcp_command(http: bool, host: str, port: int) -> None:
+    """Run the MCP server for AI agents: on stdio, or over streamable HTTP with --http.
+
+    It is a client of the Waitpoint server at WAITPOINT_URL (with WAITPOINT_API_KEY), local
+    or remote, so it needs no database and does not load the app.
+    """
+    try:
+        from waitpoint.mcp import run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the MCP server needs the Python SDK with its extra: pip install './sdk[mcp]' ({exc})"
+        ) from None
+    run(http=http, host=host, port=port)
+
+
+# On the group itself, not the app's: the group finds it without loading the app.
+cli.add_command(mcp_command)
 
 
 def main() -> None:

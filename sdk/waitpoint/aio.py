@@ -79,6 +79,16 @@ class AsyncWaitpoint:
         )
         return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
 
+    async def cancel_token(self, token: c.TokenRef, reason: str | None = None) -> CompleteResult:
+        """Withdraw a waiting token; as ``Waitpoint.cancel_token``."""
+        body = await self._send(
+            "POST",
+            f"{c.TOKENS}/{c.token_id(token)}/cancel",
+            json={} if reason is None else {"reason": reason},
+            retry=False,
+        )
+        return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
+
     async def list_tokens(
         self, *, limit: int | None = None, **filters: Any
     ) -> AsyncIterator[Token]:
@@ -108,7 +118,13 @@ class _AsyncWait:
     ``configure()`` / the environment, so it works in any event loop."""
 
     def __getattr__(self, name: str):
-        if name not in ("create_token", "retrieve_token", "complete_token", "for_token"):
+        if name not in (
+            "create_token",
+            "retrieve_token",
+            "complete_token",
+            "cancel_token",
+            "for_token",
+        ):
             raise AttributeError(name)
 
         async def call(*args, **kwargs):

@@ -86,6 +86,18 @@ class Waitpoint:
         )
         return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
 
+    def cancel_token(self, token: c.TokenRef, reason: str | None = None) -> CompleteResult:
+        """Withdraw a waiting token (a Waitpoint extension): it becomes COMPLETED with an
+        error output ``{"code": "WAITPOINT_CANCELLED", "message"}``; ``reason`` is shown on
+        the approval page. ``applied`` is False if it had already ended. Not retried."""
+        body = self._send(
+            "POST",
+            f"{c.TOKENS}/{c.token_id(token)}/cancel",
+            json={} if reason is None else {"reason": reason},
+            retry=False,
+        )
+        return CompleteResult(body["success"], body.get("applied", True), body.get("status"))
+
     def list_tokens(self, *, limit: int | None = None, **filters: Any) -> Iterator[Token]:
         """Every matching token, newest first, fetching pages as the loop goes.
         Filters: status, tags, idempotency_key, period, from_, to, approver (an email:
