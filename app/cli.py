@@ -153,6 +153,8 @@ def keys_list() -> None:
     ).all()
     if not rows:
         click.echo("no API keys")
+        return
+    click.echo("id\tprefix\tproject\tcreated\tstate")
     for row in rows:
         state = f"revoked {isoformat(row.revoked_at)}" if row.revoked_at else "active"
         click.echo(f"{row.id}\t{row.prefix}…\t{row.name}\t{isoformat(row.created_at)}\t{state}")
@@ -409,9 +411,13 @@ def _create_app():
 cli = FlaskGroup(
     create_app=_create_app,
     add_version_option=False,
+    add_default_commands=False,  # Flask's run, shell, routes: `serve` is how to run it
     load_dotenv=False,
     help="Waitpoint: human-in-the-loop approval tokens.",
 )
+# Flask's own -e/--env-file, -A/--app and --debug have no use here (the app is this one;
+# configuration is the environment): --help shows Waitpoint's options only.
+cli.params = [p for p in cli.params if p.name not in ("env_file", "app", "debug")]
 
 
 @click.command("mcp")

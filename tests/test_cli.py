@@ -38,8 +38,19 @@ def test_two_keys_of_one_project_see_the_same_tokens(runner, client):
 def test_keys_list_shows_prefixes_not_keys(runner):
     key = runner.invoke(args=["keys", "create", "--project", "p"]).output.splitlines()[-1]
     listing = runner.invoke(args=["keys", "list"]).output
+    assert listing.splitlines()[0] == "id\tprefix\tproject\tcreated\tstate"
     assert key[:11] in listing and key not in listing
     assert "active" in listing and "\tp\t" in listing
+
+
+def test_help_shows_only_waitpoints_commands_and_options(runner):
+    from app.cli import cli
+
+    shown = runner.invoke(cli, ["--help"]).output
+    for theirs in ("--env-file", "--app", "--debug", " run ", " shell ", " routes "):
+        assert theirs not in shown, theirs
+    for ours in ("serve", "setup", "keys", "users", "webhooks", "deliver", "expire", "mcp", "db"):
+        assert f"  {ours} " in shown, ours
 
 
 def test_keys_revoke_by_prefix(runner, client):
