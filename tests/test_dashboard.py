@@ -161,6 +161,7 @@ PAGES = [
     ("post", "/dashboard/p/{p}/tokens/{t}/decide"),
     ("post", "/dashboard/p/{p}/tokens/{t}/complete"),
     ("post", "/dashboard/p/{p}/tokens/{t}/time-out"),
+    ("post", "/dashboard/p/{p}/tokens/{t}/withdraw"),
 ]
 
 
@@ -438,3 +439,82 @@ def test_an_operators_invalid_comment_is_shown_next_to_the_field(alice, api):
     assert f'<p id="comment-error" class="field-error" role="alert">{error}</p>' in page
     assert 'aria-describedby="comment-hint comment-error"' in page
     assert api.retrieve(token)["status"] == "WAITING"
+
+
+# Withdraw ------------------------------------------------------------------------------
+
+
+def stored_completion(app, token_id):
+    from app.domain import stored
+
+    with app.app_context():
+        return stored.find_token(token_id).completion
+
+
+def test_withdraw_is_the_apis_cancel_recorded_with_the_operator(alice, api, app):
+    token = api.create(tags=["kind:refund"])["id"]
+    response = alice.post(
+        f"/dashboard/p/1/tokens/{token}/withdraw", data={"reason": "  Customer called back  "}
+    )
+    assert response.status_code == 303
+    done = api.retrieve(token)
+    assert done["status"] == "COMPLETED" and done["outputIsError"] is True
+    assert json.loads(done["output"]) == {
+        "code": "WAITPOINT_CANCELLED",
+        "message": "Withdrawn: Customer called back",
+    }
+    record = stored_completion(app, token)
+    assert (record.source, record.actor, record.comment) == (
+        "cancel",
+        "alice@example.com",
+        "Customer called back",
+    )
+    page = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Withdrawn. The integration gets the WAITPOINT_CANCELLED error." in page
+    assert '<span class="badge badge-withdrawn">Withdrawn</span>' in page
+    assert "<strong>Reason:</strong> Customer called back" in page
+    assert "by alice@example.com: “Customer called back”" in page  # the timeline
+    assert "Withdrawn on the dashboard" in page and "Confirm: withdraw" not in page
+    assert 'class="badge badge-withdrawn">Withdrawn<' in board(alice, status="COMPLETED")[2]
+
+
+def test_withdraw_without_a_reason(alice, api, app):
+    token = api.create()["id"]
+    assert alice.post(f"/dashboard/p/1/tokens/{token}/withdraw", data={}).status_code == 303
+    assert json.loads(api.retrieve(token)["output"])["message"] == "The request was withdrawn"
+    assert stored_completion(app, token).comment is None
+    page = alice.get(f"/dashboard/p/1/tokens/{token}").get_data(as_text=True)
+    assert "Withdrawn" in page and "Reason:" not in page
+
+
+def test_a_token_withdrawn_through_the_api_says_so(alice, api):
+    token = api.create()["id"]
+    api.post(f"{TOKENS}/{token}/cancel", json={"reason": "Superseded"})
+    page = alice.get(f"/dashboard/p/1/tokens/{token}").get_data(as_text=True)
+    assert "by an integration (API key): “Superseded”" in page
+    assert "Withdrawn through the API (cancel)" in page
+
+
+@pytest.mark.parametrize(
+    ("reason", "error"),
+    [
+        ("x" * 2001, "Field cannot be longer than 2000 characters."),
+        ("a\u0000b", "Must not contain NUL characters."),
+    ],
+)
+def test_an_invalid_reason_is_shown_at_its_field_and_nothing_changes(alice, api, reason, error):
+    token = api.create()["id"]
+    response = alice.post(f"/dashboard/p/1/tokens/{token}/withdraw", data={"reason": reason})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert f'<p id="reason-error" class="field-error" role="alert">{error}</p>' in page
+    assert 'aria-describedby="reason-hint reason-error"' in page
+    assert api.retrieve(token)["status"] == "WAITING"
+
+
+def test_withdrawing_a_decided_token_changes_nothing(alice, api):
+    token = api.create()["id"]
+    api.post(f"{TOKENS}/{token}/complete", json={"data": "first"})
+    response = alice.post(f"/dashboard/p/1/tokens/{token}/withdraw", follow_redirects=True)
+    assert "Nothing changed" in response.get_data(as_text=True)
+    assert json.loads(api.retrieve(token)["output"]) == "first"

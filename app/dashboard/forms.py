@@ -18,8 +18,13 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..domain import webhooks
 from ..domain.jsontext import parse_json
-from ..domain.limits import EMAIL_MAX
+from ..domain.limits import COMMENT_MAX, EMAIL_MAX
 from ..web.forms import VoteForm, with_response
+from ..web.security import storable_text
+
+
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
 
 
 class LoginForm(FlaskForm):
@@ -48,6 +53,17 @@ class OperatorDecisionForm(VoteForm):
 def decision_form(form_json: str | None, **kwargs) -> OperatorDecisionForm:
     """The decision form of a token with this response form (None: yes or no only)."""
     return with_response(OperatorDecisionForm, form_json)(**kwargs)
+
+
+class WithdrawForm(FlaskForm):
+    """Withdraw a waiting token, as the API's cancel does: the reason is optional."""
+
+    reason = TextAreaField(
+        "Reason (optional)",
+        validators=[Optional(), Length(max=COMMENT_MAX), storable_text],
+        filters=[_stripped],
+    )
+    submit = SubmitField("Confirm: withdraw")
 
 
 class TimeoutForm(FlaskForm):
@@ -97,10 +113,6 @@ class EndpointForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token to check."""
-
-
-def _stripped(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class ApproverFilterForm(Form):

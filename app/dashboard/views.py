@@ -27,6 +27,7 @@ from .forms import (
     CompleteForm,
     LogoutForm,
     TimeoutForm,
+    WithdrawForm,
     decision_form,
 )
 
@@ -247,6 +248,7 @@ def detail(project_id: int, token_id: str, forms: dict | None = None, status: in
         "timeout_form": TimeoutForm(),
         "deliveries": webhooks.delivery_log(project.id, token_pk=token.pk),
         "approver_mail": approver_mail.of_token(token),
+        "withdraw_form": forms.get("withdraw") or WithdrawForm(),
         "action_form": ActionForm(),
         "now": now,
     }
@@ -257,8 +259,8 @@ def _pretty(text: str) -> str:
     return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
 
 
-def _record() -> lifecycle.CompletionRecord:
-    return completion_record("dashboard", actor=g.user.email)
+def _record(source: str = "dashboard") -> lifecycle.CompletionRecord:
+    return completion_record(source, actor=g.user.email)
 
 
 def _after_action(project_id: int, token: StoredToken, applied: bool, done: str):
@@ -304,3 +306,17 @@ def time_out(project_id: int, token_id: str):
         abort(400)
     applied = lifecycle.time_out_now(token.pk, _record())
     return _after_action(project_id, token, applied, "Timed out now.")
+
+
+@bp.post("/dashboard/p/<id:project_id>/tokens/<token_id>/withdraw")
+@login_required
+def withdraw(project_id: int, token_id: str):
+    """The API's cancel, by an operator: COMPLETED with the WAITPOINT_CANCELLED error."""
+    _, token = _token(project_id, token_id)
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return detail(project_id, token_id, forms={"withdraw": form}, status=422)
+    applied = lifecycle.cancel_token(token.pk, form.reason.data or None, _record("cancel"))
+    return _after_action(
+        project_id, token, applied, "Withdrawn. The integration gets the WAITPOINT_CANCELLED error."
+    )
