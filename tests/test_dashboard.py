@@ -324,7 +324,7 @@ def test_complete_with_custom_json_and_invalid_json(alice, api):
     token = api.create()["id"]
     bad = alice.post(f"/dashboard/p/1/tokens/{token}/complete", data={"output": "{oops"})
     assert bad.status_code == 422
-    assert "not valid JSON" in bad.get_data(as_text=True)
+    assert "not valid JSON: line 1, column 2 (Expecting property name" in bad.get_data(as_text=True)
     assert api.retrieve(token)["status"] == "WAITING"
     good = alice.post(f"/dashboard/p/1/tokens/{token}/complete", data={"output": '{"refund": 240}'})
     assert good.status_code == 303
@@ -441,6 +441,16 @@ def test_an_operators_invalid_comment_is_shown_next_to_the_field(alice, api):
     assert api.retrieve(token)["status"] == "WAITING"
 
 
+def test_the_json_error_names_line_and_column_of_a_multi_line_output(alice, api):
+    token = api.create()["id"]
+    output = '{\r\n  "refund": 240,\r\n  "note": "ok",\r\n}'  # as a browser sends a textarea
+    page = alice.post(f"/dashboard/p/1/tokens/{token}/complete", data={"output": output})
+    assert page.status_code == 422
+    assert "line 4, column 1 (Expecting property name" in page.get_data(as_text=True)
+    nan = alice.post(f"/dashboard/p/1/tokens/{token}/complete", data={"output": "[NaN]"})
+    assert "This is not valid JSON (NaN is not JSON)." in nan.get_data(as_text=True)
+
+
 # Withdraw ------------------------------------------------------------------------------
 
 
@@ -518,3 +528,87 @@ def test_withdrawing_a_decided_token_changes_nothing(alice, api):
     response = alice.post(f"/dashboard/p/1/tokens/{token}/withdraw", follow_redirects=True)
     assert "Nothing changed" in response.get_data(as_text=True)
     assert json.loads(api.retrieve(token)["output"]) == "first"
+
+
+# Polish: what a new user stumbled on -----------------------------------------------------
+
+
+def links(html: str) -> list[str]:
+    return [h.replace("&amp;", "&") for h in re.findall(r'href="([^"]*\?[^"]*)"', html)]
+
+
+def test_board_links_carry_no_empty_parameters_and_encode_as_a_form_does(alice, api):
+    api.create(tags=["customer:42", "team a~b"])
+    html = board(alice, tag="customer:42", created="1h")[2]
+    hrefs = links(html)
+    assert hrefs and not [h for h in hrefs if re.search(r"=(&|$)", h)]
+    assert "/dashboard/p/1/tokens?status=ALL&tag=customer%3A42&created=1h" in hrefs
+    assert "/dashboard/p/1/tokens?status=WAITING&tag=customer%3A42&tag=team+a%7Eb&created=1h" in (
+        hrefs
+    )  # the chip of the row's other tag: as a browser encodes the form
+    dated = board(alice, created="custom", **{"from": "2026-01-01"})[2]
+    assert "/dashboard/p/1/tokens?status=ALL&created=custom&from=2026-01-01" in links(dated)
+
+
+def test_a_form_sent_without_javascript_is_redirected_without_its_empty_fields(alice):
+    sent = "status=WAITING&tag=&q=&approver=&created=&from=&to="
+    response = alice.get(f"/dashboard/p/1/tokens?{sent}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard/p/1/tokens?status=WAITING"
+    dates = "status=ALL&tag=a+b&tag=&q=&created=7d&from=2026-01-01&to=2026-02-01"
+    response = alice.get(f"/dashboard/p/1/tokens?{dates}")
+    assert response.headers["Location"] == "/dashboard/p/1/tokens?status=ALL&tag=a+b&created=7d"
+    assert alice.get("/dashboard/p/1/tokens?tag=&q=").headers["Location"] == "/dashboard/p/1/tokens"
+
+
+def test_a_token_about_to_time_out_is_marked(alice, api):
+    soon = api.create(timeout="9m")["id"]
+    later = api.create(timeout="11m")["id"]
+    html = board(alice)[2]
+    assert re.search(rf'<tr data-token="{soon}" class="due-soon">', html)
+    assert f'<tr data-token="{later}">' in html
+    assert html.count('<strong class="due-mark">Due soon</strong>') == 1
+
+
+def test_board_times_are_relative_with_the_exact_utc_time_in_their_title(alice, api):
+    api.create(timeout="2h")
+    html = board(alice)[2]
+    utc = r"\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC"
+    assert re.search(rf'<time datetime="[^"]+Z" title="{utc}">just now</time>', html)
+    assert re.search(rf'title="Times out {utc}">in 1 h 59 min</time>', html)
+
+
+def test_a_final_token_has_no_actions_and_its_status_once(alice, api):
+    token = api.create()["id"]
+    api.post(f"{TOKENS}/{token}/complete", json={"data": {"ok": True}})
+    page = alice.get(f"/dashboard/p/1/tokens/{token}").get_data(as_text=True)
+    assert 'class="detail-grid detail-grid-final"' in page and "actions-card" not in page
+    assert "COMPLETED" not in page and page.count(">Completed<") == 1
+
+
+def test_the_project_switcher_names_and_marks_the_current_project(client, users):
+    log_in(client, email="bob@example.com")
+    html = client.get("/dashboard/p/3/tokens").get_data(as_text=True)
+    summary = re.search(r"<summary>(.*?)</summary>", html).group(1)
+    assert "Project" in summary and "gamma" in summary
+    menu = re.search(r'<ul aria-label="Projects">(.*?)</ul>', html, re.S).group(1)
+    assert re.findall(r'<a href="/dashboard/p/(\d)/tokens" (aria-current="page")?', menu) == [
+        ("2", ""),
+        ("3", 'aria-current="page"'),
+    ]  # by name: beta, gamma
+
+
+def test_home_opens_the_last_used_project_else_the_first_by_name(app, client, users):
+    with app.app_context():
+        accounts.create_user("carol@example.com", PASSWORD, ["zulu", "beta"], utcnow())
+        accounts.add_project(accounts.find_user("carol@example.com"), "alpha", utcnow())
+    log_in(client, email="carol@example.com")
+    assert client.get("/dashboard/").headers["Location"] == "/dashboard/p/1/tokens"  # alpha
+    assert client.get("/dashboard/p/4/tokens").status_code == 200  # zulu, used last
+    assert client.get("/dashboard/").headers["Location"] == "/dashboard/p/4/tokens"
+    client.post("/logout")
+    assert log_in(client, email="carol@example.com").headers["Location"] == "/dashboard/"
+    assert client.get("/dashboard/").headers["Location"] == "/dashboard/p/4/tokens"
+    client.post("/logout")
+    log_in(client, email="bob@example.com")  # not one of bob's: his first by name
+    assert client.get("/dashboard/").headers["Location"] == "/dashboard/p/2/tokens"

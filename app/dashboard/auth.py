@@ -16,6 +16,10 @@ from ..models import User
 from . import bp
 from .forms import LoginForm
 
+# The project used last, kept in the session through logins and logouts: /dashboard/
+# opens it (if the user is still one of its members). Only an id; no user's data.
+LAST_PROJECT = "project_id"
+
 
 def session_key(user: User) -> str:
     """Ties a session to this user record: a deleted user's cookie never fits a new user
@@ -57,6 +61,13 @@ def _safe_next(target: str | None) -> str:
     return url_for("dashboard.home")
 
 
+def _fresh_session() -> None:
+    last = session.get(LAST_PROJECT)
+    session.clear()
+    if isinstance(last, int):
+        session[LAST_PROJECT] = last
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
@@ -66,7 +77,7 @@ def login():
             form.email.data, form.password.data, request.remote_addr or "?", utcnow()
         )
         if result.user is not None:
-            session.clear()  # a fresh session: no fixation
+            _fresh_session()  # no fixation
             session["user_id"] = result.user.id
             session["user_key"] = session_key(result.user)
             return redirect(_safe_next(request.args.get("next")), code=303)
@@ -87,5 +98,5 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    _fresh_session()
     return redirect(url_for("dashboard.login"), code=303)

@@ -1,6 +1,8 @@
 """Dashboard forms (Flask-WTF: CSRF on every POST; the board's GET filter is a plain
 WTForms form)."""
 
+import json
+
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -40,7 +42,19 @@ class CompleteForm(FlaskForm):
         try:
             self.parsed = parse_json(field.data)
         except ValueError as exc:
-            raise ValidationError(f"{exc}.") from None
+            raise ValidationError(f"This {exc}{_where(field.data)}.") from None
+
+
+def _where(text: str) -> str:
+    """Where plain ``json`` stops reading ``text``: ``: line 2, column 5 (Expecting ',')``;
+    nothing for what it reads but we refuse (NaN, nesting) - the message says that."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f": line {exc.lineno}, column {exc.colno} ({exc.msg})"
+    except (ValueError, RecursionError):
+        pass
+    return ""
 
 
 class OperatorDecisionForm(VoteForm):

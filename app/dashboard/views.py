@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from datetime import timedelta
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
-from werkzeug.datastructures import MultiDict
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
-from ..domain import accounts, approvers, capability, lifecycle, stored, token_list, webhooks
-from ..domain.jsontext import check_text
-from ..domain.limits import TAG_MAX, TAGS_MAX
+from ..domain import accounts, approvers, capability, lifecycle, stored, webhooks
+from ..domain.limits import TAG_MAX
 from ..domain.stored import StoredToken
-from ..domain.timeutil import as_utc, parse_duration, utcnow
+from ..domain.timeutil import utcnow
 from ..extensions import htmx
-from ..models import STATUSES
 from ..web.security import add_security_headers, completion_record
 from ..web.templating import STATUS_LABELS
 from . import approver_mail, bp, responses
-from .auth import login_required
-from .board import BoardFilter, board_page, status_counts, tag_suggestions
+from .auth import LAST_PROJECT, login_required
+from .board import board_page, status_counts, tag_suggestions
+from .filters import PERIODS, Filters, query_string, without_empty
 from .forms import (
     ActionForm,
-    ApproverFilterForm,
     CompleteForm,
     LogoutForm,
     TimeoutForm,
@@ -32,9 +28,8 @@ from .forms import (
 )
 
 PAGE_SIZE = 25
-MAX_TAGS = TAGS_MAX
-PERIODS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
 TABS = (*STATUS_LABELS.items(), ("ALL", "All"))
+DUE_SOON = timedelta(minutes=10)  # a waiting token this close to its time-out is marked
 
 
 # Headers a page may set for itself: the Mail page frames a message, and the frame's own
@@ -52,130 +47,49 @@ def _security_headers(response):
 
 @bp.context_processor
 def _layout():
-    return {"logout_form": LogoutForm(), "user": g.get("user")}
+    user = g.get("user")
+    projects = by_name(user.projects) if user is not None else []
+    return {
+        "logout_form": LogoutForm(),
+        "user": user,
+        "projects": projects,
+        "board_query": query_string,
+    }
+
+
+def by_name(projects: list) -> list:
+    return sorted(projects, key=lambda p: (p.name.casefold(), p.name))
 
 
 def _project(project_id: int):
     project = accounts.member_project(g.user.id, project_id)
     if project is None:
         abort(404)  # not theirs, or no such project: the same answer
+    if request.method == "GET" and session.get(LAST_PROJECT) != project.id:
+        session[LAST_PROJECT] = project.id  # only on a change: no new cookie per poll
     return project
 
 
 @bp.get("/dashboard/")
 @login_required
 def home():
+    """The project used last (remembered in the session), else the first by name."""
     if not g.user.projects:
         return render_template("dashboard/no_projects.html")
-    return redirect(url_for("dashboard.tokens", project_id=g.user.projects[0].id))
-
-
-class Filters:
-    """The board's filter state, read from (and written back to) the query string."""
-
-    def __init__(self, args: MultiDict, now: datetime):
-        self.status = args.get("status", "WAITING")
-        if self.status not in (*STATUSES, "ALL"):
-            self.status = "WAITING"
-        self.errors: list[str] = []
-        tags = [t.strip() for t in args.getlist("tag") if t.strip()]
-        self.tags = tuple(dict.fromkeys(t for t in tags if self._usable(t, TAG_MAX, "Tag")))
-        if len(self.tags) > MAX_TAGS:
-            self.errors.append(f"At most {MAX_TAGS} tags at once; using the first {MAX_TAGS}.")
-            self.tags = self.tags[:MAX_TAGS]
-        q = args.get("q", "").strip()
-        self.q = q if self._usable(q, 2048, "Search") else ""
-        self.created = args.get("created", "")
-        self.from_date = args.get("from", "")
-        self.to_date = args.get("to", "")
-        self.created_from, self.created_to = self._created_range(now)
-        self.approver_form = ApproverFilterForm(args)
-        valid = self.approver_form.validate()  # its error shows next to its field
-        self.approver = (self.approver_form.approver.data or None) if valid else None
-        self.after = self._cursor(args.get("after"))
-        self.before = self._cursor(args.get("before")) if self.after is None else None
-        self._tag_links: dict[tuple[str, str], str] = {}
-
-    def _usable(self, text: str, limit: int, label: str) -> bool:
-        try:
-            check_text(text)
-        except ValueError as exc:
-            self.errors.append(f"{label}: {exc}; ignored.")
-            return False
-        if len(text) > limit:
-            self.errors.append(f"{label}: longer than {limit} characters; ignored.")
-            return False
-        return True
-
-    def _created_range(self, now: datetime):
-        start = end = None
-        if self.created in PERIODS:
-            start = now - parse_duration(self.created)
-        elif self.created == "custom":
-            start, end = self._date(self.from_date, "From"), self._date(self.to_date, "To")
-            if end is not None and end < datetime.max.replace(tzinfo=end.tzinfo) - timedelta(2):
-                end += timedelta(days=1)  # the whole "to" day
-        else:
-            self.created = ""
-        return start, end
-
-    def _date(self, text: str, label: str) -> datetime | None:
-        if not text:
-            return None
-        try:
-            return as_utc(datetime.strptime(text, "%Y-%m-%d"))
-        except (ValueError, OverflowError):
-            self.errors.append(f"{label}: use a date like 2026-11-28.")
-            return None
-
-    def _cursor(self, value: str | None) -> int | None:
-        if not value:
-            return None
-        try:
-            return token_list.decode_cursor(value)
-        except token_list.BadCursor:
-            self.errors.append("That page link is not valid any more; showing the newest.")
-            return None
-
-    def board_filter(self, status: str | None = "current") -> BoardFilter:
-        status = self.status if status == "current" else status
-        return BoardFilter(
-            status=None if status == "ALL" else status,
-            tags=self.tags,
-            search=self.q or None,
-            created_from=self.created_from,
-            created_to=self.created_to,
-            approver=self.approver,
-        )
-
-    def args(self, **changes) -> dict:
-        """Query arguments for a link: these filters with ``changes`` applied."""
-        args = {
-            "status": self.status,
-            "tag": list(self.tags),
-            "q": self.q,
-            "created": self.created,
-            "from": self.from_date,
-            "to": self.to_date,
-            "approver": self.approver,
-        }
-        args.update(changes)
-        return {k: v for k, v in args.items() if v not in ("", None, [])}
-
-    def tag_link(self, board_url: str, tag: str) -> str:
-        """The board narrowed by one more tag: on every row, so built once per tag."""
-        key = (board_url, tag)
-        if key not in self._tag_links:
-            tags = list(dict.fromkeys((*self.tags, tag)))
-            query = urlencode(self.args(tag=tags), doseq=True, safe=":")
-            self._tag_links[key] = f"{board_url}?{query}"
-        return self._tag_links[key]
+    last = session.get(LAST_PROJECT)
+    projects = by_name(g.user.projects)
+    project = next((p for p in projects if p.id == last), projects[0])
+    return redirect(url_for("dashboard.tokens", project_id=project.id))
 
 
 @bp.get("/dashboard/p/<id:project_id>/tokens")
 @login_required
 def tokens(project_id: int):
     project = _project(project_id)
+    board_url = url_for("dashboard.tokens", project_id=project.id)
+    clean = without_empty(request.args)
+    if clean is not None:  # the form sent without JavaScript: its empty fields too
+        return redirect(f"{board_url}?{clean}" if clean else board_url)
     now = utcnow()
     filters = Filters(request.args, now)
     page = board_page(
@@ -195,6 +109,8 @@ def tokens(project_id: int):
         "progress": approvers.progress_of_tokens(page.tokens),
         "tabs": TABS,
         "periods": PERIODS,
+        "board_url": board_url,
+        "due_soon": DUE_SOON,
         "now": now,
     }
     if htmx and htmx.target == "board":
