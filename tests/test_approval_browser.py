@@ -1,6 +1,7 @@
 """Approval pages in a real Chromium against a live server process."""
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -208,3 +209,15 @@ def test_no_serious_accessibility_violations(browser, live_api, state):
         assert serious_violations(page) == []
     finally:
         context.close()
+
+
+def test_times_read_the_same_in_utc_with_javascript_as_without(page, live_api):
+    token = live_api.create(title="When?", timeout="2h")
+    page.goto(token["url"])
+    requested = page.locator(".meta time").first
+    expect(requested).to_have_text(re.compile(r"^\d{1,2} \w{3} \d{4}, \d{2}:\d{2} UTC$"))
+    assert requested.get_attribute("datetime") == token_created(live_api, token)
+
+
+def token_created(live_api, token) -> str:
+    return live_api.retrieve(token["id"])["createdAt"]
