@@ -321,3 +321,21 @@ def test_create_enqueues_a_request_and_the_reminders_for_each_approver(api, app)
     assert [m.next_attempt_at - created for m in mail[2:]] == [timedelta(hours=4)] * 2 + [
         timedelta(days=1)
     ] * 2
+
+
+def test_the_card_htmx_swaps_in_after_a_vote_shows_the_token_as_it_now_stands(api, client, app):
+    token = api.create(approvers=[ADA, BOB], requiredApprovals=2, timeout="1d")
+    vote(client, app, token, 1)
+    card = client.post(
+        personal_path(app, token, 2), data={"approve": "Approve"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert "your approval completed this request" in card
+    assert "Approved" in card and "Times out" not in card and "waits for the other" not in card
+
+
+def test_the_card_htmx_swaps_in_after_a_decision_shows_the_outcome(api, client):
+    token = api.create(title="Deploy?")
+    card = client.post(
+        decide_path(token), data={"approve": "Approve"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert "you approved this request" in card and 'class="outcome outcome-approved"' in card

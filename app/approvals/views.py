@@ -14,7 +14,7 @@ for integrations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import flash, get_flashed_messages, make_response, redirect, render_template
 from flask_htmx import make_response as htmx_response
@@ -165,7 +165,8 @@ def decide(token_id: str, signature: str):
     comment = form.comment.data or ""
     response = getattr(form, "response", None)
     applied = lifecycle.decide_token(link.token.pk, choice, comment, record, response=response)
-    return _after_post(link, _notice(applied, choice, stored.token_by_pk(link.token.pk)))
+    link = replace(link, token=stored.token_by_pk(link.token.pk))  # as it stands now
+    return _after_post(link, _notice(applied, choice, link.token))
 
 
 @bp.post("/approvers/<token_id>/<int:position>/<signature>")
@@ -185,12 +186,12 @@ def approver_decide(token_id: str, position: int, signature: str):
         completion_record("page"),
         response=getattr(form, "response", None),
     )
-    token = stored.token_by_pk(link.token.pk)
+    link = replace(link, token=stored.token_by_pk(link.token.pk))  # as it stands now
     if outcome.refused:
         return _after_post(link, ("warning", outcome.refused), status=409)
     if outcome.recorded:
         return _after_post(link, _vote_notice(choice, outcome.decided))
-    return _after_post(link, _notice(False, choice, token))
+    return _after_post(link, _notice(False, choice, link.token))
 
 
 def _after_post(link: Link, notice: tuple[str, str], status: int = 200):
