@@ -83,14 +83,13 @@ def serve_command(host: str, port: int) -> None:
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
     migrate_database()
-    db.engine.dispose()  # the workers open their own connections
     if current_app.config["WAITPOINT_METRICS"]:
         metrics.use_multiprocess_dir()  # before the workers fork: their metrics add up there
     if current_app.config["WAITPOINT_LOG_FORMAT"] == "json":
         current_app.logger.info("Waitpoint listening on http://%s:%d", host, port)
     else:
         click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
-    WaitpointServer(options, fallback_url(host, port)).run()
+    WaitpointServer(options, current_app._get_current_object(), fallback_url(host, port)).run()
 
 
 @click.command("setup")

@@ -234,17 +234,30 @@ def _process_tree(pid: int) -> list[int]:
     return tree
 
 
-def tree_rss_kib(pid: int) -> int:
+def _tree_kib(pid: int, path: str, field: str) -> int:
+    """A field in kB summed over a process and its children (``VmRSS:`` of ``status``,
+    ``Pss:`` of ``smaps_rollup``)."""
     total = 0
     for member in _process_tree(pid):
         try:
-            with open(f"/proc/{member}/status") as f:
+            with open(f"/proc/{member}/{path}") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
+                        break
         except OSError:
             pass
     return total
+
+
+def tree_rss_kib(pid: int) -> int:
+    return _tree_kib(pid, "status", "VmRSS:")
+
+
+def tree_pss_kib(pid: int) -> int:
+    """Proportional set size: a page shared by n processes counts 1/n in each, so the
+    workers' pages shared with gunicorn's master (the preloaded app) count once."""
+    return _tree_kib(pid, "smaps_rollup", "Pss:")
 
 
 def tree_cpu_seconds(pid: int) -> float:

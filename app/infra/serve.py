@@ -2,15 +2,23 @@
 
 Workers are gthread with many threads: a long-poll wait (``/wait``) holds a thread
 but no database connection while it sleeps on an ``Event``, and blocking I/O
-releases the GIL. Each worker builds its own app (no ``--preload``), so no
-database connection is ever shared across a fork, and starts its own scheduler.
+releases the GIL.
+
+The app is built once, in the master, before the workers fork (gunicorn's
+``preload_app``): the workers share its memory (modules, templates, compiled statements)
+instead of each building its own, and ``gc.freeze()`` keeps the collector from writing
+to those shared pages. The master never serves: it opens no database connection and
+starts no thread, and each worker starts its own scheduler after the fork
+(``_post_fork``), with connection pools of its own.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from ..config import (
@@ -23,14 +31,16 @@ from ..config import (
     max_waiters,
     threads_per_worker,
 )
+from ..extensions import db
 from . import metrics, requestlog
 
 MAX_REQUEST_LINE = 8190
 
 
 class WaitpointServer(BaseApplication):
-    def __init__(self, options: dict, fallback_url: str | None = None):
+    def __init__(self, options: dict, app: Flask, fallback_url: str | None = None):
         self.options = options
+        self.application = app
         self.fallback_url = fallback_url
         super().__init__()
 
@@ -39,16 +49,27 @@ class WaitpointServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from .. import create_app
-        from .scheduler import start_scheduler
-
-        app = create_app()
+        """In the master, once (``preload_app``): the app every worker inherits."""
+        app = self.application
         if self.fallback_url:  # URLs built outside a request (mail, webhooks) name this server
             app.config["WAITPOINT_FALLBACK_URL"] = self.fallback_url
         _log_through_gunicorn(app)
-        if app.config["WAITPOINT_SCHEDULER"]:
-            app.extensions["waitpoint_scheduler"] = start_scheduler(app)
+        with app.app_context():
+            db.engine.dispose()  # the master's own connections (it migrated) stay here
+        gc.collect()
+        gc.freeze()  # what exists now is shared with the workers: never touched by the GC
         return app
+
+
+def _post_fork(_server, worker) -> None:
+    """In each worker, right after the fork: what must not be shared across processes."""
+    from .scheduler import start_scheduler
+
+    app = worker.app.wsgi()
+    with app.app_context():
+        db.engine.dispose(close=False)  # any inherited connection is the master's to close
+    if app.config["WAITPOINT_SCHEDULER"]:
+        app.extensions["waitpoint_scheduler"] = start_scheduler(app)
 
 
 def _log_through_gunicorn(app) -> None:
@@ -93,6 +114,8 @@ def server_options(host: str, port: int, environ: dict | None = None) -> dict:
         # gunicorn's control socket has one fixed path per user; several servers
         # on one host (or a test suite) would fight over it, and nothing here uses it.
         "control_socket_disable": True,
+        "preload_app": True,
+        "post_fork": _post_fork,
         "child_exit": _child_exit,
         # JSON lines on the error log (where the app logs too), from the master as well.
         "logger_class": (

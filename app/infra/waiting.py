@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-import psycopg
 from flask import Flask
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
@@ -179,6 +178,8 @@ def _forever(target, hub: WaitHub, url) -> None:
 
 
 def _listen_postgresql(hub: WaitHub, url) -> None:
+    import psycopg  # here, not at the top: a SQLite deployment never loads the driver
+
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"LISTEN {NOTIFY_CHANNEL}")

@@ -25,7 +25,6 @@ import sqlite3
 import threading
 import time
 
-import psycopg
 from limits.storage import Storage
 from sqlalchemy import create_engine
 
@@ -112,7 +111,10 @@ class _SqlCounters(Storage):
 
 class PostgresCounters(_SqlCounters):
     def __init__(self, url, pool_size: int = POSTGRES_POOL_SIZE) -> None:
+        import psycopg  # here, not at the top: a SQLite deployment never loads the driver
+
         super().__init__()
+        self._connection_lost = psycopg.OperationalError
         # Connects on first use. No pre-ping: a dead connection fails one hit (which lets
         # its request through) and is replaced.
         self._engine = create_engine(
@@ -136,7 +138,7 @@ class PostgresCounters(_SqlCounters):
             with conn.cursor() as cursor:
                 cursor.execute(statement, params)
                 return cursor.fetchall() if fetch else cursor.rowcount
-        except psycopg.OperationalError:
+        except self._connection_lost:
             conn.invalidate()  # most likely a lost connection: the pool makes a new one
             raise
         finally:
