@@ -33,7 +33,7 @@ def _wants(event_type):
     )
 
 
-def _build():
+def _build(which_events):
     events = EVENTS.c
     common = (
         events.project_id,
@@ -55,7 +55,7 @@ def _build():
                 ),
             )
         )
-        .where(events.id.in_(bindparam("event_ids", expanding=True)))
+        .where(which_events)
     )
     to_token = (
         select(events.id, null(), TOKENS.c.webhook_url, *common)
@@ -64,7 +64,7 @@ def _build():
                 TOKENS, and_(TOKENS.c.pk == events.token_pk, TOKENS.c.webhook_url.is_not(None))
             )
         )
-        .where(events.id.in_(bindparam("event_ids", expanding=True)))
+        .where(which_events)
     )
     columns = (
         "event_id",
@@ -80,11 +80,16 @@ def _build():
     return insert(DELIVERIES).from_select(columns, union_all(to_endpoints, to_token))
 
 
-_ENQUEUE = _build()
+# One event (a create, a completion) has a statement of its own: an expanding IN list is
+# rendered into the SQL text again at every execution, which cost a create ~0.25 ms.
+_ENQUEUE_ONE = _build(EVENTS.c.id == bindparam("event_id"))
+_ENQUEUE_MANY = _build(EVENTS.c.id.in_(bindparam("event_ids", expanding=True)))
 
 
 def enqueue(event_ids: list[int]) -> int:
     """Write the deliveries of these just-written events; how many there are."""
     if not event_ids:
         return 0
-    return db.session.execute(_ENQUEUE, {"event_ids": event_ids}).rowcount
+    if len(event_ids) == 1:
+        return db.session.execute(_ENQUEUE_ONE, {"event_id": event_ids[0]}).rowcount
+    return db.session.execute(_ENQUEUE_MANY, {"event_ids": event_ids}).rowcount
