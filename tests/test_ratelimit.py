@@ -15,7 +15,7 @@ from app.cli import create_api_key
 from app.config import ConfigError, from_environment
 from app.domain.credentials import hash_api_key
 from app.extensions import db
-from app.web.ratelimit import Limiter, address_key
+from app.web.ratelimit import API_KEY, Limiter, address_key, lease_size
 from app.web.ratelimit_storage import PostgresCounters, SqliteCounters
 
 from .support import (
@@ -169,6 +169,52 @@ def test_the_workers_of_a_server_share_the_counts(tmp_path):
         server.stop()
         drop_database(url)
     assert sorted(statuses) == [200] * 20 + [429] * 10
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_server_never_let_more_than_the_limit_through_with_leases(tmp_path):
+    url = create_database(tmp_path)
+    server = ServerProcess(url, tmp_path, WAITPOINT_RATE_LIMIT_API_KEY="400/minute").start()
+    try:
+        headers = {"Authorization": f"Bearer {server.new_key()}"}
+
+        def request(_):
+            return httpx.get(server.url + TOKENS, headers=headers, timeout=30).status_code
+
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(request, range(500)))
+    finally:
+        server.stop()
+        drop_database(url)
+    assert 400 - 8 <= statuses.count(200) <= 400  # leases of 8: one left unused at most
+    assert statuses.count(429) == 500 - statuses.count(200)
+
+
+def test_a_process_writes_the_shared_counter_once_per_lease(app_factory):
+    app, api, key = build(app_factory, api_key="500/minute")
+    limiter = app.extensions["waitpoint_ratelimit"]
+    item = limiter.limits[API_KEY][0]
+    counter = item.key_for(API_KEY, hash_api_key(key))
+    assert lease_size(item) == 10
+    for _ in range(100):
+        assert api.get(TOKENS).status_code == 200
+    assert limiter.storage.get(counter) == 100  # ten leases of ten
+    assert api.get(TOKENS).status_code == 200
+    assert limiter.storage.get(counter) == 110  # the 101st request took the eleventh
+
+
+def test_leases_of_two_instances_never_let_more_than_the_limit_through(app_factory):
+    first, api, key = build(app_factory, api_key="200/minute")  # leases of 4
+    second = Api(app_factory(WAITPOINT_RATE_LIMIT_API_KEY="200/minute").test_client(), key)
+    statuses = [client.get(TOKENS).status_code for _ in range(130) for client in (api, second)]
+    assert statuses.count(200) <= 200
+    assert statuses.count(200) >= 200 - 4  # at most one lease of the other left unused
+    assert set(statuses) == {200, 429}
+
+
+def test_small_limits_are_counted_request_by_request(app_factory):
+    app, api, _ = build(app_factory, api_key="99/minute")
+    assert lease_size(app.extensions["waitpoint_ratelimit"].limits[API_KEY][0]) == 1
 
 
 def test_the_counters_stay_out_of_the_durable_write_path(app, api):

@@ -15,24 +15,32 @@ GET lives under ``/api/`` too) a short HTML page; both with ``Retry-After``.
 
 IPv6 clients count per /64 network, which one subscriber usually holds whole.
 
-Counting goes through ``limits``, the library under Flask-Limiter, into a storage on the
+Counters live in a storage of ``limits`` (the library under Flask-Limiter) on the
 database (``ratelimit_storage``). Flask-Limiter itself resolves its decorated and
 blueprint limits on every request: in a bare Flask app with in-memory counters, its hooks
 with two limits cost ~90 µs a request, a hit through ``limits`` ~8 µs. When the storage
 fails, requests go through and a warning is logged at most once a minute per process: a
 broken counter never refuses or fails a request.
+
+A process does not write the shared counter at every request: it takes a *lease*, a
+share of the limit (1/50 of it, at most 50 requests; 1 for a limit under 100), by adding
+that share to the counter in one write, and counts the requests it lets through against
+the lease in memory until it is used up or the window ends. Together the processes never
+let more than the limit through; a client may be refused up to (processes - 1) x lease
+requests early, while another process still holds part of a lease. (A write per request
+cost a retrieve ~0.25 ms of its ~0.9 ms of server CPU.)
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
 
 from flask import Flask, current_app, make_response, render_template, request
 from limits import RateLimitItem
 from limits.storage import MemoryStorage, Storage
-from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import event
 from werkzeug.exceptions import TooManyRequests
 
@@ -70,6 +78,14 @@ CALLBACK_ENDPOINTS = frozenset(
 )
 _EXTENSION = "waitpoint_ratelimit"
 _QUIET = 60.0  # seconds between two warnings about a failing storage (per process)
+LEASE_SHARE = 50  # a lease is 1/50 of a limit...
+MAX_LEASE = 50  # ...and at most this many requests
+_PURGE_LEASES = 10_000  # past this many leases held, the expired ones are dropped
+
+
+def lease_size(item: RateLimitItem) -> int:
+    """How many requests one write to the shared counter covers for this limit."""
+    return max(1, min(item.amount // LEASE_SHARE, MAX_LEASE))
 
 
 class RateLimited(TooManyRequests):
@@ -87,28 +103,56 @@ class Limiter:
     def __init__(self, storage: Storage, limits: dict[str, tuple[RateLimitItem, ...]], logger):
         self.storage = storage
         self.limits = limits
-        self._strategy = FixedWindowRateLimiter(storage)
         self._logger = logger
         self._quiet_until = 0.0
+        # Counter key -> [end of its window (epoch seconds), requests left in the lease].
+        self._leases: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
 
     def hit(self, rule: str, identity: str) -> None:
         """Count a request against ``rule`` for ``identity``; ``RateLimited`` past the limit."""
         for item in self.limits[rule]:
+            key = item.key_for(rule, identity)
+            if self._from_lease(key):
+                continue
             try:
-                allowed = self._strategy.hit(item, rule, identity)
+                granted, window_ends = self._new_lease(item, key)
             except Exception as exc:
                 self._storage_failed(exc)
                 return
-            if not allowed:
-                raise RateLimited(MESSAGES[rule], self._retry_after(item, rule, identity))
+            if not granted:
+                retry_after = max(1, math.ceil(window_ends - time.time()))
+                raise RateLimited(MESSAGES[rule], retry_after)
 
-    def _retry_after(self, item: RateLimitItem, rule: str, identity: str) -> int:
-        try:
-            reset = self.storage.get_expiry(item.key_for(rule, identity))
-        except Exception as exc:
-            self._storage_failed(exc)
-            return item.get_expiry()
-        return max(1, math.ceil(reset - time.time()))
+    def _from_lease(self, key: str) -> bool:
+        with self._lock:
+            lease = self._leases.get(key)
+            if lease is None:
+                return False
+            if lease[1] >= 1 and time.time() < lease[0]:
+                lease[1] -= 1
+                return True
+            del self._leases[key]
+            return False
+
+    def _new_lease(self, item: RateLimitItem, key: str) -> tuple[bool, float]:
+        """Take a lease from the shared counter: whether this request may go, and when the
+        window ends (only read when it matters: a lease left over, or a refusal)."""
+        size = lease_size(item)
+        count = self.storage.incr(key, item.get_expiry(), size)
+        granted = max(0, min(size, item.amount - (count - size)))
+        if granted == 1:
+            return True, 0.0
+        window_ends = self.storage.get_expiry(key)
+        if granted > 1:
+            with self._lock:
+                if len(self._leases) >= _PURGE_LEASES:
+                    now = time.time()
+                    self._leases = {k: v for k, v in self._leases.items() if v[0] > now}
+                lease = self._leases.setdefault(key, [window_ends, 0])
+                lease[0] = window_ends
+                lease[1] += granted - 1
+        return granted > 0, window_ends
 
     def _storage_failed(self, exc: Exception) -> None:
         now = time.monotonic()
