@@ -100,12 +100,14 @@ def _register_templating(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .api import auth
     from .api import bp as api_bp
     from .approvals import bp as approvals_bp
     from .dashboard import bp as dashboard_bp
     from .health import bp as health_bp
 
     csrf.exempt(api_bp)  # API keys, no cookies: CSRF cannot apply
+    auth.init_app(app)  # the cache of valid API keys
     app.register_blueprint(api_bp)
     app.register_blueprint(approvals_bp)
     app.register_blueprint(dashboard_bp)

@@ -16,6 +16,8 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
+from .api import key_cache
+from .api.auth import KEY_CACHE
 from .config import ConfigError
 from .domain import accounts, webhooks
 from .domain.credentials import hash_api_key, new_api_key, visible_prefix
@@ -178,7 +180,9 @@ def keys_revoke(key: str) -> None:
             f"{len(matches)} active keys match {key!r}; name exactly one (see 'keys list')"
         )
     matches[0].revoked_at = utcnow()
+    key_cache.in_revoking_transaction(db.session.connection())
     db.session.commit()
+    key_cache.after_revocation(current_app.extensions[KEY_CACHE])
     click.echo(f"revoked {matches[0].prefix}…")
 
 
