@@ -41,8 +41,7 @@ def create_token():
     now = utcnow()
     new = _new_token(body, now)
     token, cached = lifecycle.create_token(g.project_id, new, now)
-    item = token_json(token, now)
-    answer = {"id": item["id"], "url": item["url"], "isCached": cached}
+    answer = {"id": token.id, "url": capability.callback_url(token.id), "isCached": cached}
     if new.webhook_secret and not cached:
         answer["webhookSecret"] = new.webhook_secret  # shown once, to whoever created it
     return jsonify(answer)
