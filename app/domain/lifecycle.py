@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from blinker import Namespace
 from flask import current_app
@@ -132,9 +133,7 @@ def create_token(project_id: int, new: NewToken, now: datetime) -> tuple[StoredT
 
 def _live_idempotent_token(project_id: int, key_hash: str, now: datetime) -> StoredToken | None:
     row = db.session.execute(
-        select(IdempotencyKey.token_pk, IdempotencyKey.expires_at).where(
-            IdempotencyKey.project_id == project_id, IdempotencyKey.key_hash == key_hash
-        )
+        _IDEMPOTENCY_KEY, {"project_id": project_id, "key_hash": key_hash}
     ).one_or_none()
     if row is None:
         return None
@@ -185,7 +184,7 @@ def _insert_token(
     token = stored.from_row(row)  # a new token: no completion to look for
     if new.tags:
         db.session.execute(
-            insert(TokenTag.__table__),
+            _INSERT_TAGS,
             [
                 {
                     "token_pk": token.pk,
@@ -213,17 +212,26 @@ def _insert_token(
         mail = approvers.insert_approvers(token.pk, project_id, new.approvers, now, new.reminders)
     if key_hash is not None:
         db.session.execute(
-            insert(IdempotencyKey.__table__).values(
-                project_id=project_id,
-                key_hash=key_hash,
-                token_pk=token.pk,
-                expires_at=key_expires_at,
-            )
+            _INSERT_IDEMPOTENCY_KEY,
+            {
+                "project_id": project_id,
+                "key_hash": key_hash,
+                "token_pk": token.pk,
+                "expires_at": key_expires_at,
+            },
         )
     return token, token_deliveries, mail
 
 
+# The create's statements, built once (a statement built per call is walked for its
+# cache key at every execution).
 _INSERT_TOKEN = insert(TOKENS).returning(*TOKENS.c)
+_INSERT_TAGS = insert(TokenTag.__table__)
+_INSERT_IDEMPOTENCY_KEY = insert(IdempotencyKey.__table__)
+_IDEMPOTENCY_KEY = select(IdempotencyKey.token_pk, IdempotencyKey.expires_at).where(
+    IdempotencyKey.project_id == bindparam("project_id"),
+    IdempotencyKey.key_hash == bindparam("key_hash"),
+)
 
 
 def complete_token(
@@ -298,14 +306,12 @@ def _finish_in_transaction(
     token_pk: int, values: dict, record: CompletionRecord, clock, move_deadline: bool = False
 ) -> tuple[bool, Change]:
     """``_finish`` inside a write transaction the caller opened and commits."""
-    stamped = {**values, "finished_at": clock}
-    if move_deadline:
-        stamped["timeout_at"] = clock
-    if isinstance(clock, datetime):
-        statement, params = _FINISH, {"token_pk": token_pk, "now": clock}
-    else:
-        statement, params = _FINISH_ON_DB_CLOCK, {"token_pk": token_pk}
-    finished = db.session.execute(statement.values(**stamped), params).one_or_none()
+    on_db_clock = not isinstance(clock, datetime)
+    statement = _finish_setting(tuple(values), move_deadline, on_db_clock)
+    params = {"token_pk": token_pk, **{f"new_{name}": value for name, value in values.items()}}
+    if not on_db_clock:
+        params["now"] = clock
+    finished = db.session.execute(statement, params).one_or_none()
     if finished is not None:
         db.session.execute(
             _INSERT_COMPLETION,
@@ -345,6 +351,21 @@ _CHANGED = (TOKENS.c.pk, TOKENS.c.project_id, TOKENS.c.finished_at, TOKENS.c.req
 # Two shapes, built once: against a time given as a parameter, or the database's clock.
 _FINISH = _finish_statement(TOKENS.c.timeout_at > bindparam("now"))
 _FINISH_ON_DB_CLOCK = _finish_statement(TOKENS.c.timeout_at > func.clock_timestamp())
+
+
+@lru_cache(maxsize=32)
+def _finish_setting(columns: tuple[str, ...], move_deadline: bool, on_db_clock: bool):
+    """The conditional UPDATE setting these columns (``new_<column>`` parameters) and the
+    time of the write, built once per shape: a statement built at each call is walked for
+    its cache key at each execution."""
+    clock = func.clock_timestamp() if on_db_clock else bindparam("now")
+    values = {name: bindparam(f"new_{name}") for name in columns}
+    values["finished_at"] = clock
+    if move_deadline:
+        values["timeout_at"] = clock
+    return (_FINISH_ON_DB_CLOCK if on_db_clock else _FINISH).values(values)
+
+
 _INSERT_COMPLETION = insert(Completion.__table__)
 
 
@@ -430,11 +451,8 @@ class _EventsFromTokens:
 
 
 _EVENTS_FROM_TOKENS = _EventsFromTokens()
-
-
-def _token_pks_in(pks: list[int]):
-    # One token (a completion) by equality: an expanding IN costs more than the statement.
-    return TOKENS.c.pk == pks[0] if len(pks) == 1 else TOKENS.c.pk.in_(pks)
+# One token (a completion), built once; a batch (the sweep's) builds its own.
+_EVENTS_FROM_ONE_TOKEN = _EVENTS_FROM_TOKENS.where(TOKENS.c.pk == bindparam("token_pk"))
 
 
 def _record(change: Change, *, moved_deadline: bool = False) -> None:
@@ -449,14 +467,12 @@ def _record(change: Change, *, moved_deadline: bool = False) -> None:
     _copy_to_tags(change.pks, tag_values)
     _notify_other_processes(change.pks)
     # One set-based INSERT ... SELECT: a sweep batch of 1,000 is one statement, not 1,000.
-    event_ids = (
-        db.session.execute(
-            _EVENTS_FROM_TOKENS.where(_token_pks_in(change.pks)),
-            {"type": _EVENT_TYPES[change.status], "source": change.source},
-        )
-        .scalars()
-        .all()
-    )
+    params = {"type": _EVENT_TYPES[change.status], "source": change.source}
+    if len(change.pks) == 1:
+        statement, params["token_pk"] = _EVENTS_FROM_ONE_TOKEN, change.pks[0]
+    else:
+        statement = _EVENTS_FROM_TOKENS.where(TOKENS.c.pk.in_(change.pks))
+    event_ids = db.session.execute(statement, params).scalars().all()
     change.deliveries = outbox.enqueue(event_ids)
     with_approvers = [t.pk for t in change.tokens if t.required_approvals is not None]
     if with_approvers:
@@ -664,10 +680,19 @@ def _notify_other_processes(token_pks: list[int]) -> None:
 
 def _copy_to_tags(token_pks: list[int], values: dict) -> None:
     """Keep the copies of status (and deadline) in ``token_tags`` in step with ``tokens``."""
+    if len(token_pks) == 1:  # a completion: a statement built once per shape
+        params = {f"new_{name}": value for name, value in values.items()}
+        db.session.execute(_copy_one_to_tags(tuple(values)), {"pk": token_pks[0], **params})
+        return
     tags = TokenTag.__table__
-    # One token (a completion) by equality: an expanding IN costs more than the UPDATE.
-    if len(token_pks) == 1:
-        which = tags.c.token_pk == token_pks[0]
-    else:
-        which = tags.c.token_pk.in_(token_pks)
-    db.session.execute(update(tags).where(which).values(**values))
+    db.session.execute(update(tags).where(tags.c.token_pk.in_(token_pks)).values(**values))
+
+
+@lru_cache(maxsize=8)
+def _copy_one_to_tags(columns: tuple[str, ...]):
+    tags = TokenTag.__table__
+    return (
+        update(tags)
+        .where(tags.c.token_pk == bindparam("pk"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )

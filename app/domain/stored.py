@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -123,10 +123,15 @@ def _token(row: Row, completion: StoredCompletion | None) -> StoredToken:
 _COMPLETIONS_OF = select(COMPLETIONS).where(
     COMPLETIONS.c.token_pk.in_(bindparam("pks", expanding=True))
 )
+# One token (a retrieve): an expanding IN is rendered into the SQL again at each execution.
+_COMPLETION_OF = select(COMPLETIONS).where(COMPLETIONS.c.token_pk == bindparam("pk"))
 
 
-def _completions(token_pks: Iterable[int]) -> dict[int, StoredCompletion]:
-    rows = db.session.execute(_COMPLETIONS_OF, {"pks": list(token_pks)})
+def _completions(token_pks: Sequence[int]) -> dict[int, StoredCompletion]:
+    if len(token_pks) == 1:
+        rows = db.session.execute(_COMPLETION_OF, {"pk": token_pks[0]})
+    else:
+        rows = db.session.execute(_COMPLETIONS_OF, {"pks": list(token_pks)})
     return {
         row.token_pk: StoredCompletion(
             source=row.source,
