@@ -15,6 +15,7 @@ from ..domain.stored import StoredToken
 from ..domain.timeutil import parse_deadline, parse_duration, parse_instant, utcnow
 from ..domain.wire import token_json
 from ..infra import mailer
+from ..infra.database import write_transaction
 from ..infra.waiting import client_gone
 from ..models import COMPLETED, WAITING
 from ..web.security import completion_record
@@ -255,18 +256,22 @@ CANCEL_MAX_BYTES = 16 * 1024
 @bp.post(f"{TOKENS}/<token_id>/callback/<signature>")
 def callback(token_id: str, signature: str):
     """The capability URL: no API key; the signature is the permission."""
-    token = callback_token(token_id, signature)
+    if not capability.signed(token_id, signature):
+        raise _not_a_callback_url()
     data = read_json_body(current_app.config["WAITPOINT_COMPLETE_MAX_BYTES"], lenient=True)
+    # The body is in: the token is read in the transaction that completes it (on SQLite
+    # one write transaction instead of a read one and then a write one).
+    write_transaction()
+    token = stored.find_token(token_id)
+    if token is None:
+        raise _not_a_callback_url()
     record = completion_record("callback")
     return _completion_response(token, lifecycle.to_json_text(data), record)
 
 
-def callback_token(token_id: str, signature: str) -> StoredToken:
-    """The token a callback URL names, or 404, the same for a bad signature and an unknown id."""
-    token = capability.token_for(token_id, signature)
-    if token is None:
-        raise ApiError(404, "token: not found (the URL is not valid)")
-    return token
+def _not_a_callback_url() -> ApiError:
+    """The same 404 for a bad signature and an unknown id."""
+    return ApiError(404, "token: not found (the URL is not valid)")
 
 
 def _completion_response(

@@ -164,5 +164,7 @@ def write_transaction() -> None:
     if session.get_bind().dialect.name != "sqlite":
         return
     if session.in_transaction():
+        if session.connection().info.get(_WRITE):
+            return  # already writing: the caller read what it writes in this transaction
         session.commit()
     session.connection(execution_options={_WRITE: True})
