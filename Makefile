@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint bench bench-peer clean
 
 # Serving needs the app and the SDK; the tests, benchmarks and lint add the test extras.
 SERVE := $(VENV)/.installed-serve
@@ -44,6 +44,12 @@ bench: $(TESTING)
 	cd bench && ../$(BIN)/python ratelimit.py sqlite postgresql
 	cd bench && ../$(BIN)/python webhooks.py sqlite postgresql
 	cd bench && ../$(BIN)/python mail.py sqlite postgresql
+	cd bench && ../$(BIN)/python report.py
+
+# Beside n8n, the workflow engine people would otherwise use (about 2 minutes; the first run
+# also installs n8n 2.8.4 from npm into $$TMPDIR/peer-n8n, ~2.3 GB): bench/results/peer.json.
+bench-peer: $(TESTING)
+	cd bench && ../$(BIN)/python peer.py sqlite postgresql
 	cd bench && ../$(BIN)/python report.py
 
 lint: $(TESTING)
