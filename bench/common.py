@@ -27,6 +27,11 @@ HIGH_LIMITS = {
 }
 
 
+# `waitpoint serve` as deployed, the limits out of reach (support.server_env sets the tests'
+# shorter sweep interval; this is the default again).
+SERVE_ENV = {**HIGH_LIMITS, "WAITPOINT_SWEEP_INTERVAL": "0.5"}
+
+
 def use_database(kind: str) -> None:
     """Point the test helpers' database factory at SQLite or the local PostgreSQL."""
     support.PG_URL = PG_URL if kind == "postgresql" else None

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 from common import (
-    HIGH_LIMITS,
     ROOT,
+    SERVE_ENV,
     RssSampler,
     bulk_load,
     fresh_app,
@@ -99,7 +99,7 @@ def measure(kind: str, floor: subprocess.Popen, floor_url: str, tmp: Path) -> li
                 f"GET {TOKENS}?filter[status]=WAITING&filter[tags]=customer:42&page[size]=25"
             ],
         }
-        server = support.ServerProcess(url, tmp, **HIGH_LIMITS).start()
+        server = support.ServerProcess(url, tmp, **SERVE_ENV).start()
         rows = []
         try:
             with RssSampler(server.proc.pid) as rss:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import HIGH_LIMITS, ROOT, support, tree_cpu_seconds, tree_pss_kib, write_results
+from common import ROOT, SERVE_ENV, support, tree_cpu_seconds, tree_pss_kib, write_results
 
 HARNESS = Path(os.environ.get("WAITPOINT_PEER_HARNESS", ROOT / "bench" / "peer" / "n8n"))
 PEER_DIR = Path(os.environ.get("PEER_DIR", Path(tempfile.gettempdir()) / "peer-n8n"))
@@ -110,14 +110,12 @@ def main(kinds: list[str]) -> None:
     servers: dict[str, tuple[support.ServerProcess, str, str]] = {}
     try:
         n8n_pid = start_n8n()
-        # The defaults of `waitpoint serve` (support.server_env sets the tests' sweep interval).
-        env = {**HIGH_LIMITS, "WAITPOINT_SWEEP_INTERVAL": "0.5"}
         for kind in kinds:
             from common import use_database
 
             use_database(kind)
             url = support.create_database(tmp)
-            server = support.ServerProcess(url, tmp, **env).start()
+            server = support.ServerProcess(url, tmp, **SERVE_ENV).start()
             servers[kind] = (server, server.new_key("peer"), url)
         time.sleep(3)  # settled: the workers' first sweeps and outbox polls are done
         idle = {kind: pss_mib(s.proc.pid) for kind, (s, _, _) in servers.items()}

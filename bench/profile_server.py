@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import HIGH_LIMITS, ROOT, fresh_app, support, wrk
+from common import ROOT, SERVE_ENV, fresh_app, support, wrk
 
 SECONDS = 12
 CONNECTIONS = 32
@@ -57,7 +57,7 @@ def main(path: str, kind: str) -> None:
     url, app, key = fresh_app(kind, tmp)
     lines = lines_for(path, app)
     (tmp / "paths.txt").write_text("\n".join(lines) + "\n")
-    server = support.ServerProcess(url, tmp, **HIGH_LIMITS).start()
+    server = support.ServerProcess(url, tmp, **SERVE_ENV).start()
     spy = str(Path(sys.executable).with_name("py-spy"))
     try:
         workers = worker_pids(server.proc.pid)
