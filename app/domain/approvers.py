@@ -172,11 +172,12 @@ def insert_approvers(
             },
         )
     else:
-        db.session.execute(insert(APPROVERS), rows)
+        db.session.execute(_INSERT_APPROVERS, rows)
         db.session.execute(_mail_for_new_approvers(len(reminders)), params)
     return len(approvers) * (1 + len(reminders))
 
 
+_INSERT_APPROVERS = insert(APPROVERS)
 _MAIL_COLUMNS = (
     "project_id",
     "token_pk",
