@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_module
-from .extensions import csrf, db, htmx, migrate
+from .extensions import csrf, db, htmx
 from .infra.database import WriterTimeout, configure_engine
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -86,7 +86,6 @@ def _check_urls(app: Flask) -> None:
 
 def _init_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS)
     csrf.init_app(app)
     htmx.init_app(app)
     with app.app_context():

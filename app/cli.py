@@ -8,12 +8,13 @@ upgrade``).
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask.cli import FlaskGroup, with_appcontext
-from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
 from .api import key_cache
@@ -31,8 +32,49 @@ from .models import ApiKey, Project, User
 _MIGRATION_LOCK = 7_310_226_001
 
 
+def with_migrations(app: Flask) -> None:
+    """Flask-Migrate, bound to the app when a command needs it: Alembic (with Mako and
+    Pygments, ~11 MB) loads only in a process that migrates, never in a serving one."""
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate
+
+        from . import MIGRATIONS
+
+        Migrate(app, db, directory=MIGRATIONS)
+
+
+class _MigrationCommands(click.Group):
+    """``waitpoint db ...``: Flask-Migrate's commands, loaded on first use."""
+
+    def _commands(self, ctx: click.Context) -> click.Group:
+        from flask.cli import ScriptInfo
+        from flask_migrate.cli import db as commands
+
+        with_migrations(ctx.ensure_object(ScriptInfo).load_app())
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._commands(ctx).list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._commands(ctx).get_command(ctx, name)
+
+
+@click.group("db", cls=_MigrationCommands)
+@click.option("-d", "--directory", default=None, help="Migration script directory.")
+@click.option("-x", "--x-arg", multiple=True, help="Arguments for custom env.py scripts.")
+@with_appcontext
+def db_group(directory: str | None, x_arg: tuple[str, ...]) -> None:
+    """Database migrations (Flask-Migrate, Alembic)."""
+    g.directory = directory  # what Flask-Migrate's own group sets for its commands
+    g.x_arg = x_arg
+
+
 def migrate_database() -> None:
     """``alembic upgrade head``, one process at a time on PostgreSQL."""
+    from flask_migrate import upgrade
+
+    with_migrations(current_app._get_current_object())
     if current_app.config["WAITPOINT_LOG_FORMAT"] == "json":
         requestlog.json_migration_logging()
     if db.engine.dialect.name == "postgresql":
@@ -84,7 +126,7 @@ def serve_command(host: str, port: int) -> None:
         options = server_options(host, port)
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
-    migrate_database()
+    _migrate_in_a_child()
     if current_app.config["WAITPOINT_METRICS"]:
         metrics.use_multiprocess_dir()  # before the workers fork: their metrics add up there
     if current_app.config["WAITPOINT_LOG_FORMAT"] == "json":
@@ -92,6 +134,30 @@ def serve_command(host: str, port: int) -> None:
     else:
         click.echo(f"Waitpoint listening on http://{host}:{port}", err=True)
     WaitpointServer(options, current_app._get_current_object(), fallback_url(host, port)).run()
+
+
+def _migrate_in_a_child() -> None:
+    """Migrate in a forked child: this process becomes gunicorn's master, whose memory every
+    worker shares, and need not keep Alembic loaded for the rest of its life."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            migrate_database()
+            code = 0
+        except click.ClickException as exc:
+            exc.show()
+        except BaseException:  # noqa: BLE001  (reported, then the parent refuses to start)
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise click.ClickException("the database could not be migrated (see above)")
 
 
 @click.command("setup")
@@ -399,6 +465,7 @@ def register(app: Flask) -> None:
         webhooks_group,
     ):
         app.cli.add_command(command)
+    app.cli.add_command(db_group)
 
 
 def _create_app():

@@ -1,7 +1,6 @@
 """Extensions, created unbound and bound to the app in ``create_app``."""
 
 from flask_htmx import HTMX
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -23,6 +22,5 @@ class Base(DeclarativeBase):
 
 # Objects stay readable after the service layer commits (views serialize them next).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
-migrate = Migrate()
 csrf = CSRFProtect()
 htmx = HTMX()

@@ -38,13 +38,12 @@ def use_database(kind: str) -> None:
 
 
 def migrated_app(url: str):
-    from flask_migrate import upgrade
-
+    from app.cli import migrate_database
     from tests.support import make_app
 
     app = make_app(url, WTF_CSRF_ENABLED=False, **HIGH_LIMITS)
     with app.app_context():
-        upgrade()
+        migrate_database()
     return app
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import text
 
-from app.cli import create_api_key
+from app.cli import create_api_key, migrate_database
 from app.extensions import db
 
 from .support import Api, create_database, drop_database, make_app, on_postgresql
@@ -20,7 +19,7 @@ def migrated_database(tmp_path_factory):
     url = create_database(tmp_path_factory.mktemp("template"))
     app = make_app(url)
     with app.app_context():
-        upgrade()
+        migrate_database()
         db.engine.dispose()
     yield url
     drop_database(url)

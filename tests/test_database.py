@@ -91,14 +91,12 @@ def test_a_writer_gives_up_at_the_timeout_and_the_lock_still_passes_on(tmp_path)
 @pytest.mark.slow
 def test_a_request_that_waits_too_long_to_write_gets_a_503_with_retry_after(tmp_path):
     # Its own SQLite database whatever engine the suite runs on: the queue is SQLite's.
-    from flask_migrate import upgrade
-
-    from app.cli import create_api_key
+    from app.cli import create_api_key, migrate_database
 
     database = tmp_path / "waitpoint.db"
     app = make_app(f"sqlite:///{database}", WAITPOINT_SQLITE_BUSY_TIMEOUT=0.3)
     with app.app_context():
-        upgrade()
+        migrate_database()
         key = create_api_key("busy")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(ROOT), str(database), "2"],

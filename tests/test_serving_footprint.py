@@ -1,6 +1,6 @@
 """What a serving process holds: the app is built once in gunicorn's master and shared by
-the forked workers; the master keeps no database file open; a SQLite deployment never
-loads the PostgreSQL driver."""
+the forked workers; the master keeps no database file open; Alembic loads only in the
+child that migrates; a SQLite deployment never loads the PostgreSQL driver."""
 
 from __future__ import annotations
 
@@ -13,8 +13,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from .support import ROOT, ServerProcess, create_database, drop_database
+from app.cli import migrate_database
+from app.extensions import db
+
+from .support import (
+    ROOT,
+    ServerProcess,
+    create_database,
+    drop_database,
+    free_port,
+    make_app,
+    server_env,
+    waitpoint_command,
+)
 
 LOADED = """
 import os, sys
@@ -25,17 +38,43 @@ print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in sys.
 """
 
 
-def test_a_sqlite_deployment_never_loads_the_postgresql_driver(tmp_path):
+def test_a_serving_app_loads_neither_alembic_nor_on_sqlite_the_postgresql_driver(tmp_path):
     env = {**os.environ, "WAITPOINT_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+    packages = ["psycopg", "alembic", "mako", "pygments", "flask", "sqlalchemy"]
     out = subprocess.run(
-        [sys.executable, "-c", LOADED, str(ROOT), "psycopg", "flask", "sqlalchemy"],
+        [sys.executable, "-c", LOADED, str(ROOT), *packages],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     assert "flask" in out and "sqlalchemy" in out  # the probe sees what was loaded
-    assert not [name for name in out if name.startswith("psycopg")]
+    assert {name.split(".")[0] for name in out} == {"flask", "sqlalchemy"}
+
+
+def test_serve_refuses_to_start_when_the_migration_fails(tmp_path):
+    url = create_database(tmp_path)
+    app = make_app(url)
+    with app.app_context():
+        migrate_database()
+        db.session.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+        db.session.commit()
+        db.engine.dispose()
+    try:
+        done = subprocess.run(
+            [*waitpoint_command(), "serve", "--port", str(free_port())],
+            cwd=ROOT,
+            env=server_env(url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        drop_database(url)
+    assert done.returncode != 0
+    assert "f00d" in done.stderr  # alembic's own reason, from the child that migrated
+    assert "the database could not be migrated" in done.stderr
+    assert "Listening at" not in done.stderr
 
 
 def _open_files(pid: int) -> list[str]:
