@@ -33,7 +33,7 @@ test: $(TESTING)
 test-fast: $(TESTING)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# The benchmark suite (about 6 minutes on 2 cores): figures in bench/results/*.json,
+# The benchmark suite (about 15 minutes on 2 cores): figures in bench/results/*.json,
 # the summary table last (bench/results/summary.json). Needs the local PostgreSQL.
 bench: $(TESTING)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
