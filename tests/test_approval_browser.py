@@ -37,9 +37,11 @@ def test_approve_with_a_comment_and_a_name(page, live_api, csp_errors):
     expect(page.get_by_role("heading", name="Refund €240?")).to_be_visible()
     page.get_by_label("Your name (optional)").fill("Ada Lovelace")
     page.get_by_label("Comment (optional)").fill("Within policy.\nGo ahead.")
+    expect(page.locator("#fineprint")).to_contain_text("Anyone with the link can respond")
     page.get_by_role("button", name="Approve").click()
     expect(card(page)).to_contain_text("Thank you: you approved this request")
     expect(card(page)).to_contain_text("Approved by Ada Lovelace")
+    expect(page.locator("#fineprint")).to_be_hidden()  # closed: nothing left to forward
     done = live_api.retrieve(token["id"])
     assert done["status"] == "COMPLETED"
     assert json.loads(done["output"]) == {

@@ -102,7 +102,12 @@ def _context(link: Link, form, notice) -> dict:
 
 
 def _render_card(link: Link, form=None, notice=None):
-    return render_template("approvals/_card.html", **_context(link, form, notice))
+    """The card htmx swaps in, with the fine print below it (out of band): a closed page
+    drops the warning about forwarding its link."""
+    context = _context(link, form, notice)
+    return render_template("approvals/_card.html", **context) + render_template(
+        "approvals/_fineprint.html", oob=True, **context
+    )
 
 
 def _render_page(link: Link, form, notice):
