@@ -233,7 +233,8 @@ def test_a_tampered_personal_link_is_the_same_404_as_a_bad_callback_url(api, cli
     flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
     other_position = good.replace(f"/{token['id']}/1/", f"/{token['id']}/2/")
     unknown_position = good.replace(f"/{token['id']}/1/", f"/{token['id']}/3/")
-    bad_callback = callback_path(token)[:-1] + "0"
+    real = callback_path(token)
+    bad_callback = real[:-1] + ("0" if real[-1] != "0" else "1")  # never the real one
     expected = client.get(bad_callback)
     assert expected.status_code == 404
     for path in (prefix + "/" + flipped, other_position, unknown_position):
