@@ -246,9 +246,23 @@ def keys_revoke(key: str) -> None:
             f"{len(matches)} active keys match {key!r}; name exactly one (see 'keys list')"
         )
     matches[0].revoked_at = utcnow()
-    key_cache.in_revoking_transaction(db.session.connection())
+    cache = current_app.extensions[KEY_CACHE]
+    try:
+        key_cache.in_revoking_transaction(cache, db.session.connection())
+    except OSError as exc:
+        raise click.ClickException(
+            f"not revoked: the servers could not be told ({exc}); check who may write "
+            f"{exc.filename or 'the revision file'}"
+        ) from None
     db.session.commit()
-    key_cache.after_revocation(current_app.extensions[KEY_CACHE])
+    try:
+        key_cache.after_revocation(cache)
+    except OSError as exc:
+        click.echo(
+            f"warning: the servers were told only once ({exc}); a server may accept the "
+            f"key for up to {key_cache.MAX_AGE:.0f} s more",
+            err=True,
+        )
     click.echo(f"revoked {matches[0].prefix}…")
 
 

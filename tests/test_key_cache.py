@@ -5,15 +5,26 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import event
 
 from app.api.auth import KEY_CACHE
+from app.api.key_cache import FileRevision, KeyCache, for_engine
+from app.cli import create_api_key, migrate_database
 from app.extensions import db
 
-from .support import TOKENS, Api, ServerProcess, create_database, drop_database, on_postgresql
+from .support import (
+    TOKENS,
+    Api,
+    ServerProcess,
+    create_database,
+    drop_database,
+    make_app,
+    on_postgresql,
+)
 
 # PostgreSQL delivers the revoking transaction's NOTIFY to the other processes' listeners
 # a moment after the commit; SQLite's revision file is raised before the command returns.
@@ -84,6 +95,62 @@ def test_a_key_revoked_in_another_process_is_refused_here(app_factory, app, api,
     attempts = refused_within(api, PROPAGATION)
     if not on_postgresql():
         assert attempts == 1  # the very next request
+
+
+def test_an_entry_is_trusted_for_a_bounded_time_whatever_the_revision_says():
+    looked_up: list[str] = []
+
+    def look_up(digest):
+        looked_up.append(digest)
+        return 7
+
+    cache = KeyCache(lambda: 1, lambda: None, max_age=0.2)
+    assert [cache.project_of("d", look_up) for _ in range(3)] == [7, 7, 7]
+    assert looked_up == ["d"]
+    time.sleep(0.25)
+    assert cache.project_of("d", look_up) == 7
+    assert looked_up == ["d", "d"]  # looked up again once too old
+
+
+def test_a_replaced_revision_file_is_read_anew(tmp_path):
+    path = str(tmp_path / "w.db-keys")
+    reader, writer = FileRevision(path), FileRevision(path)
+    writer.bump()
+    assert reader() == 1
+    (tmp_path / "w.db-keys").unlink()  # deleted (or replaced) while the reader holds it
+    writer.bump()
+    writer.bump()
+    assert reader() == 2  # the file now at the path, not the deleted one's 1
+    reader.close()
+
+
+def test_a_uri_filename_database_caches_nothing(tmp_path):
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///file:{tmp_path / 'w.db'}?mode=rwc&uri=true")
+    assert for_engine(engine).revision() is None
+    engine.dispose()
+
+
+def test_a_revocation_the_servers_cannot_hear_of_is_not_made(tmp_path):
+    # Its own SQLite database whatever engine the suite runs on: the revision file is SQLite's.
+    app = make_app(f"sqlite:///{tmp_path / 'w.db'}")
+    with app.app_context():
+        migrate_database()
+        key = create_api_key("alpha")
+    api = Api(app.test_client(), key)
+    assert api.get(TOKENS).status_code == 200
+    revision_file = Path(app.extensions[KEY_CACHE].revision.path)
+    revision_file.unlink()
+    revision_file.mkdir()  # cannot be opened for writing
+    result = app.test_cli_runner().invoke(args=["keys", "revoke", key])
+    revision_file.rmdir()
+    assert result.exit_code != 0
+    assert "not revoked" in result.output
+    assert api.get(TOKENS).status_code == 200  # still valid, as the database says
+    with app.app_context():
+        assert create_api_key("beta")  # the database is not left locked
+        db.engine.dispose()
 
 
 @pytest.mark.slow

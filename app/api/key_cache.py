@@ -13,7 +13,10 @@ revoke``) moves a *revision* that every process sees before it trusts its cache:
 
 An entry is stored under the revision read before its query, so a revocation that
 commits while a lookup is running is never cached over. Only valid keys are kept (at most
-``MAX_KEYS``); a refused key is looked up each time, and counted by the rate limits.
+``MAX_KEYS``), and none for longer than ``MAX_AGE`` seconds: whatever goes wrong with the
+news of a revocation (a listener's connection silently dropped by a firewall, the revision
+file deleted), a revoked key stops working within that time. A refused key is looked up
+each time, and counted by the rate limits.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import event
@@ -29,28 +33,45 @@ from sqlalchemy.engine import Engine
 
 NOTIFY_CHANNEL = "waitpoint_keys"
 MAX_KEYS = 10_000
+MAX_AGE = 60.0  # seconds an entry is trusted without looking the key up again
 _WIDTH = 8  # the revision file: one unsigned 64-bit counter
+# A listener's connection only reads: TCP keepalives find it dead when a firewall or a
+# failover drops it silently (and MAX_AGE bounds what a revocation missed meanwhile).
+_LISTENER_OPTIONS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 log = logging.getLogger(__name__)
 
 
 class KeyCache:
-    def __init__(self, revision: Callable[[], int | None], close: Callable[[], None]):
+    def __init__(
+        self,
+        revision: Callable[[], int | None],
+        close: Callable[[], None],
+        max_age: float = MAX_AGE,
+    ):
         self.revision = revision
         self.close = close
+        self.max_age = max_age
         self._lock = threading.Lock()
         self._seen: int | None = None
-        self._projects: dict[str, int] = {}
+        self._projects: dict[str, tuple[int, float]] = {}  # digest -> (project, looked up at)
 
     def project_of(self, digest: str, look_up: Callable[[str], int | None]) -> int | None:
         """The project of a valid key with this digest, from the cache or ``look_up``."""
         revision = self.revision()
+        now = time.monotonic()
         if revision is not None:
             with self._lock:
                 if revision == self._seen:
-                    project = self._projects.get(digest)
-                    if project is not None:
-                        return project
+                    entry = self._projects.get(digest)
+                    if entry is not None and now - entry[1] < self.max_age:
+                        return entry[0]
                 else:
                     self._projects.clear()
                     self._seen = revision
@@ -58,7 +79,7 @@ class KeyCache:
         if project is not None and revision is not None:
             with self._lock:
                 if self._seen == revision and len(self._projects) < MAX_KEYS:
-                    self._projects[digest] = project
+                    self._projects[digest] = (project, now)
         return project
 
     def forget(self) -> None:
@@ -73,19 +94,30 @@ class FileRevision:
 
     def __init__(self, path: str):
         self.path = path
+        self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
 
     def __call__(self) -> int | None:
-        try:
-            if self._pid != os.getpid():  # never share the descriptor across a fork
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
-                self._pid = os.getpid()
-            return int.from_bytes(os.pread(self._fd, _WIDTH, 0) or b"\0", "big")
-        except OSError:
-            return None  # cannot tell whether a key was revoked: cache nothing
+        with self._lock:
+            try:
+                if self._pid != os.getpid() or os.fstat(self._fd).st_nlink == 0:
+                    # First use in this process (never share a descriptor across a fork),
+                    # or the file was deleted or replaced: read the one at the path now.
+                    self._reopen()
+                return int.from_bytes(os.pread(self._fd, _WIDTH, 0) or b"\0", "big")
+            except (OSError, TypeError):
+                return None  # cannot tell whether a key was revoked: cache nothing
+
+    def _reopen(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+        self._pid = os.getpid()
 
     def bump(self) -> None:
+        """Raise the revision; ``OSError`` if the file cannot be written."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -95,10 +127,10 @@ class FileRevision:
             os.close(fd)
 
     def close(self) -> None:
-        fd, opened_here = self._fd, self._pid == os.getpid()
-        self._fd, self._pid = None, 0
-        if fd is not None and opened_here:
-            os.close(fd)
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd, self._pid = None, 0
 
 
 class NotifiedRevision:
@@ -134,10 +166,10 @@ class NotifiedRevision:
         backoff = 0.1
         while not stopping.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, **_LISTENER_OPTIONS) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._count += 1  # whatever was revoked before: a new revision
-                    self._listening = True
+                    self._set_listening(stopping, True)
                     backoff = 0.1
                     while not stopping.is_set():
                         for _note in conn.notifies(timeout=1.0):
@@ -145,9 +177,14 @@ class NotifiedRevision:
             except Exception:  # noqa: BLE001  (keep listening whatever happened)
                 log.warning("API key revocations: listener failed; reconnecting", exc_info=True)
             finally:
-                self._listening = False
+                self._set_listening(stopping, False)
             stopping.wait(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _set_listening(self, stopping: threading.Event, listening: bool) -> None:
+        with self._lock:
+            if stopping is self._stopping:  # a listener stopped by close() says nothing more
+                self._listening = listening
 
     def close(self) -> None:
         """Stop listening (the engine was disposed); the next lookup listens anew."""
@@ -163,24 +200,37 @@ def for_engine(engine: Engine) -> KeyCache:
     database = url.database or ""
     if url.get_backend_name() == "postgresql":
         revision: FileRevision | NotifiedRevision = NotifiedRevision(url)
-    elif database and database != ":memory:" and not database.startswith("file:"):
-        revision = FileRevision(f"{database}-keys")
-    else:
+    elif not database or database == ":memory:":
         return KeyCache(lambda: 0, lambda: None)  # an in-memory database: one process
+    elif database.startswith("file:"):
+        return KeyCache(lambda: None, lambda: None)  # a URI filename: cache nothing
+    else:
+        revision = FileRevision(revision_path(database))
     cache = KeyCache(revision, revision.close)
     event.listen(engine, "engine_disposed", lambda _engine: cache.close())
     return cache
 
 
-def in_revoking_transaction(connection) -> None:
-    """PostgreSQL: every process hears of the revocation when it commits."""
+def revision_path(database: str) -> str:
+    """One file per database, however a process names it (a relative path, a symlink)."""
+    return os.path.realpath(database) + "-keys"
+
+
+def in_revoking_transaction(cache: KeyCache, connection) -> None:
+    """Before the revocation commits. PostgreSQL: every process hears of it when it commits.
+    SQLite: the revision is raised now (and again after the commit), so that a file this
+    process cannot write stops the revocation (``OSError``) instead of leaving the other
+    processes trusting the key."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+    elif isinstance(cache.revision, FileRevision):
+        cache.revision.bump()
 
 
 def after_revocation(cache: KeyCache) -> None:
-    """After the revocation committed: SQLite's processes see a new revision; this one
-    forgets its keys at once (PostgreSQL's notification takes a moment to come back)."""
+    """After the revocation committed: SQLite's processes see a new revision (a lookup
+    that read the database between the two raises cached the key under the first); this
+    one forgets its keys at once (PostgreSQL's notification takes a moment to come back)."""
     if isinstance(cache.revision, FileRevision):
         cache.revision.bump()
     cache.forget()
