@@ -23,12 +23,14 @@ fails, requests go through and a warning is logged at most once a minute per pro
 broken counter never refuses or fails a request.
 
 A process does not write the shared counter at every request: it takes a *lease*, a
-share of the limit (1/50 of it, at most 50 requests; 1 for a limit under 100), by adding
-that share to the counter in one write, and counts the requests it lets through against
-the lease in memory until it is used up or the window ends. Together the processes never
-let more than the limit through; a client may be refused up to (processes - 1) x lease
-requests early, while another process still holds part of a lease. (A write per request
-cost a retrieve ~0.25 ms of its ~0.9 ms of server CPU.)
+number of requests, by adding it to the counter in one write, and counts the requests it
+lets through against the lease in memory until it is used up or the window ends. A
+client's first lease in a window is one request; each next one doubles while the client
+keeps coming, up to 1/50 of the limit (at most 50; always 1 for a limit under 100) and
+never more than a quarter of what is left of the limit. Together the processes never let
+more than the limit through; a client may be refused a little early while other processes
+hold unused parts of their leases. (A write per request cost a retrieve ~0.25 ms of its
+~0.9 ms of server CPU.)
 """
 
 from __future__ import annotations
@@ -78,13 +80,13 @@ CALLBACK_ENDPOINTS = frozenset(
 )
 _EXTENSION = "waitpoint_ratelimit"
 _QUIET = 60.0  # seconds between two warnings about a failing storage (per process)
-LEASE_SHARE = 50  # a lease is 1/50 of a limit...
+LEASE_SHARE = 50  # the largest lease is 1/50 of a limit...
 MAX_LEASE = 50  # ...and at most this many requests
 _PURGE_LEASES = 10_000  # past this many leases held, the expired ones are dropped
 
 
 def lease_size(item: RateLimitItem) -> int:
-    """How many requests one write to the shared counter covers for this limit."""
+    """The most requests one write to the shared counter covers for this limit."""
     return max(1, min(item.amount // LEASE_SHARE, MAX_LEASE))
 
 
@@ -105,18 +107,21 @@ class Limiter:
         self.limits = limits
         self._logger = logger
         self._quiet_until = 0.0
-        # Counter key -> [end of its window (epoch seconds), requests left in the lease].
+        # Counter key -> [end of its window (epoch seconds), requests left in the lease,
+        # size of the next lease].
         self._leases: dict[str, list[float]] = {}
+        self._purge_at = _PURGE_LEASES  # doubles with what is left, so purging stays rare
         self._lock = threading.Lock()
 
     def hit(self, rule: str, identity: str) -> None:
         """Count a request against ``rule`` for ``identity``; ``RateLimited`` past the limit."""
         for item in self.limits[rule]:
             key = item.key_for(rule, identity)
-            if self._from_lease(key):
+            covered, size = self._from_lease(key)
+            if covered:
                 continue
             try:
-                granted, window_ends = self._new_lease(item, key)
+                granted, window_ends = self._new_lease(item, key, size)
             except Exception as exc:
                 self._storage_failed(exc)
                 return
@@ -124,34 +129,38 @@ class Limiter:
                 retry_after = max(1, math.ceil(window_ends - time.time()))
                 raise RateLimited(MESSAGES[rule], retry_after)
 
-    def _from_lease(self, key: str) -> bool:
+    def _from_lease(self, key: str) -> tuple[bool, int]:
+        """Whether a lease of this process covers the request; if not, the size of the
+        lease to take (1 in a new window)."""
         with self._lock:
             lease = self._leases.get(key)
-            if lease is None:
-                return False
-            if lease[1] >= 1 and time.time() < lease[0]:
+            if lease is None or time.time() >= lease[0]:
+                self._leases.pop(key, None)
+                return False, 1
+            if lease[1] >= 1:
                 lease[1] -= 1
-                return True
-            del self._leases[key]
-            return False
+                return True, 0
+            return False, int(lease[2])
 
-    def _new_lease(self, item: RateLimitItem, key: str) -> tuple[bool, float]:
+    def _new_lease(self, item: RateLimitItem, key: str, size: int) -> tuple[bool, float]:
         """Take a lease from the shared counter: whether this request may go, and when the
-        window ends (only read when it matters: a lease left over, or a refusal)."""
-        size = lease_size(item)
-        count = self.storage.incr(key, item.get_expiry(), size)
+        window ends."""
+        size = min(size, lease_size(item))
+        count, window_ends = _incr_with_expiry(self.storage, key, item.get_expiry(), size)
         granted = max(0, min(size, item.amount - (count - size)))
-        if granted == 1:
-            return True, 0.0
-        window_ends = self.storage.get_expiry(key)
-        if granted > 1:
+        if granted:
+            following = max(1, min(lease_size(item), 2 * size, (item.amount - count) // 4))
             with self._lock:
-                if len(self._leases) >= _PURGE_LEASES:
+                if len(self._leases) >= self._purge_at:
                     now = time.time()
                     self._leases = {k: v for k, v in self._leases.items() if v[0] > now}
-                lease = self._leases.setdefault(key, [window_ends, 0])
-                lease[0] = window_ends
-                lease[1] += granted - 1
+                    self._purge_at = max(_PURGE_LEASES, 2 * len(self._leases))
+                lease = self._leases.get(key)
+                if lease is not None and lease[0] == window_ends:
+                    lease[1] += granted - 1  # another thread's lease of the same window
+                    lease[2] = following
+                else:  # a lease belongs to the window it was taken in, never to the next
+                    self._leases[key] = [window_ends, granted - 1, following]
         return granted > 0, window_ends
 
     def _storage_failed(self, exc: Exception) -> None:
@@ -165,6 +174,14 @@ class Limiter:
                 type(exc).__name__,
                 first_line,
             )
+
+
+def _incr_with_expiry(storage: Storage, key: str, expiry: float, amount: int):
+    """The count after adding ``amount``, and the end of its window: from one statement in
+    the app's own storages, from two calls in ``limits``' in-memory one (one process)."""
+    if hasattr(storage, "incr_with_expiry"):
+        return storage.incr_with_expiry(key, expiry, amount)
+    return storage.incr(key, expiry, amount), storage.get_expiry(key)
 
 
 def address_key(address: str | None) -> str:

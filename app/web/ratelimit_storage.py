@@ -39,7 +39,7 @@ ON CONFLICT (key) DO UPDATE SET
                 THEN rate_limits.hits + excluded.hits ELSE excluded.hits END,
     expires_at = CASE WHEN rate_limits.expires_at > :now
                       THEN rate_limits.expires_at ELSE excluded.expires_at END
-RETURNING hits
+RETURNING hits, expires_at
 """
 _GET = "SELECT hits, expires_at FROM rate_limits WHERE key = :key AND expires_at > :now"
 _CLEAR = "DELETE FROM rate_limits WHERE key = :key"
@@ -79,12 +79,18 @@ class _SqlCounters(Storage):
         raise NotImplementedError
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        return self.incr_with_expiry(key, expiry, amount)[0]
+
+    def incr_with_expiry(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """Add ``amount``; the count and the end of its window, read by the same statement
+        (a lease must never outlive the window it was taken in)."""
         now = time.time()
         if now >= self._next_purge:
             self._next_purge = now + PURGE_EVERY
             self._write(_PURGE, {"now": now})
         params = {"key": key, "amount": amount, "expires_at": now + expiry, "now": now}
-        return self._rows(_INCR, params)[0][0]
+        hits, expires_at = self._rows(_INCR, params)[0]
+        return hits, expires_at
 
     def get(self, key: str) -> int:
         rows = self._rows(_GET, {"key": key, "now": time.time()})
