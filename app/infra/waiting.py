@@ -37,6 +37,12 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 SQLITE_POLL_SECONDS = 0.02
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 DISCONNECT_CHECK_SECONDS = 1.0
 
 
@@ -181,7 +187,9 @@ def _listen_postgresql(hub: WaitHub, url) -> None:
     import psycopg  # here, not at the top: a SQLite deployment never loads the driver
 
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    # TCP keepalives: a connection a firewall or a failover dropped silently is found dead
+    # (and reconnected, every waiter re-checking) instead of waiting for news forever.
+    with psycopg.connect(dsn, autocommit=True, **_KEEPALIVES) as conn:
         conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         hub.notify(hub.waited_pks())  # anything decided before LISTEN took effect
         while not hub.stopping.is_set():
