@@ -115,6 +115,16 @@ def live_key(live_server):
     return live_server.new_key("live")
 
 
+@pytest.fixture(scope="module")
+def live_api(live_server, live_key):
+    """The JSON API of the live server, with its key."""
+    from .browser import LiveApi
+
+    api = LiveApi(live_server, live_key)
+    yield api
+    api.http.close()
+
+
 # A test on the live server or in a browser (Playwright's fixtures) is slow wherever it is
 # written, marked or not: the quick tier (`pytest -m "not slow"`) never starts one.
 SLOW_FIXTURES = {"live_server", "browser", "context", "page"}

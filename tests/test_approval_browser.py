@@ -6,18 +6,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .browser import LiveApi, serious_violations
+from .browser import serious_violations
 
 pytestmark = pytest.mark.slow
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-
-
-@pytest.fixture(scope="module")
-def live_api(live_server, live_key):
-    api = LiveApi(live_server, live_key)
-    yield api
-    api.http.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from .browser import PASSWORD, LiveApi, create_operator, serious_violations
+from .browser import PASSWORD, create_operator, serious_violations
 
 pytestmark = pytest.mark.slow
 
@@ -15,13 +15,6 @@ pytestmark = pytest.mark.slow
 def operator(live_server, live_key):
     """An operator of the live key's project ('live'), created with the CLI."""
     return create_operator(live_server, "live")
-
-
-@pytest.fixture(scope="module")
-def live_api(live_server, live_key):
-    api = LiveApi(live_server, live_key)
-    yield api
-    api.http.close()
 
 
 def log_in(page, live_server, operator, context=None):

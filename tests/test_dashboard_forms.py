@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from app.domain import accounts
 from app.domain.timeutil import utcnow
 
-from .browser import PASSWORD, LiveApi, create_operator, serious_violations
+from .browser import PASSWORD, create_operator, serious_violations
 from .support import personal_path
 
 CARRIERS = ["dhl", "ups", "fedex", "gls", "dpd", "post"]  # more than 5: a select
@@ -409,13 +409,6 @@ def test_an_operator_approving_over_the_approvers_gives_their_own_response(alice
 @pytest.fixture(scope="module")
 def operator(live_server, live_key):
     return create_operator(live_server, "live")
-
-
-@pytest.fixture(scope="module")
-def live_api(live_server, live_key):
-    api = LiveApi(live_server, live_key)
-    yield api
-    api.http.close()
 
 
 def log_in(page, live_server, operator):

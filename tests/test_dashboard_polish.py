@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from .browser import PASSWORD, LiveApi, create_operator, serious_violations
+from .browser import PASSWORD, create_operator, serious_violations
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +23,6 @@ def operator(live_server, live_key):
     email = create_operator(live_server, "live", "polish@example.com")
     live_server.cli("users", "add-project", "--email", email, "--project", "zz-other")
     return email
-
-
-@pytest.fixture(scope="module")
-def live_api(live_server, live_key):
-    api = LiveApi(live_server, live_key)
-    yield api
-    api.http.close()
 
 
 @pytest.fixture

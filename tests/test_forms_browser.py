@@ -6,7 +6,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from .browser import LiveApi, serious_violations
+from .browser import serious_violations
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +47,6 @@ FORM = {
 @pytest.fixture
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "bypass_csp": True}  # to inject axe-core
-
-
-@pytest.fixture(scope="module")
-def live_api(live_server, live_key):
-    api = LiveApi(live_server, live_key)
-    yield api
-    api.http.close()
 
 
 def test_every_field_type_with_its_default_and_a_valid_answer_in_the_output(page, live_api):

@@ -153,28 +153,11 @@ def test_two_app_instances_on_one_database_share_the_counts(app_factory):
     assert_json_429(api.get(TOKENS), "API key")
 
 
-@pytest.mark.slow
-def test_the_workers_of_a_server_share_the_counts(tmp_path):
+def statuses_from_a_server(tmp_path, limit: str, requests: int) -> list[int]:
+    """``requests`` GETs with one key from 10 threads, each request on a connection of its
+    own so that both workers take some, against a server whose key limit is ``limit``."""
     url = create_database(tmp_path)
-    server = ServerProcess(url, tmp_path, WAITPOINT_RATE_LIMIT_API_KEY="20/minute").start()
-    try:
-        headers = {"Authorization": f"Bearer {server.new_key()}"}
-
-        def request(_):  # a connection of its own, so that both workers take some
-            return httpx.get(server.url + TOKENS, headers=headers, timeout=30).status_code
-
-        with ThreadPoolExecutor(10) as pool:
-            statuses = list(pool.map(request, range(30)))
-    finally:
-        server.stop()
-        drop_database(url)
-    assert sorted(statuses) == [200] * 20 + [429] * 10
-
-
-@pytest.mark.slow
-def test_the_workers_of_a_server_never_let_more_than_the_limit_through_with_leases(tmp_path):
-    url = create_database(tmp_path)
-    server = ServerProcess(url, tmp_path, WAITPOINT_RATE_LIMIT_API_KEY="400/minute").start()
+    server = ServerProcess(url, tmp_path, WAITPOINT_RATE_LIMIT_API_KEY=limit).start()
     try:
         headers = {"Authorization": f"Bearer {server.new_key()}"}
 
@@ -182,10 +165,21 @@ def test_the_workers_of_a_server_never_let_more_than_the_limit_through_with_leas
             return httpx.get(server.url + TOKENS, headers=headers, timeout=30).status_code
 
         with ThreadPoolExecutor(10) as pool:
-            statuses = list(pool.map(request, range(500)))
+            return list(pool.map(request, range(requests)))
     finally:
         server.stop()
         drop_database(url)
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_server_share_the_counts(tmp_path):
+    statuses = statuses_from_a_server(tmp_path, "20/minute", 30)
+    assert sorted(statuses) == [200] * 20 + [429] * 10
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_server_never_let_more_than_the_limit_through_with_leases(tmp_path):
+    statuses = statuses_from_a_server(tmp_path, "400/minute", 500)
     # Leases of at most 8: each worker may end holding up to 7 it never used.
     assert 400 - 2 * 7 <= statuses.count(200) <= 400
     assert statuses.count(429) == 500 - statuses.count(200)
