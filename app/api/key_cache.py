@@ -31,19 +31,12 @@ from collections.abc import Callable
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from ..infra.database import listening_connection, sqlite_file
+
 NOTIFY_CHANNEL = "waitpoint_keys"
 MAX_KEYS = 10_000
 MAX_AGE = 60.0  # seconds an entry is trusted without looking the key up again
 _WIDTH = 8  # the revision file: one unsigned 64-bit counter
-# A listener's connection only reads: TCP keepalives find it dead when a firewall or a
-# failover drops it silently (and MAX_AGE bounds what a revocation missed meanwhile).
-_LISTENER_OPTIONS = {
-    "connect_timeout": 5,
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +130,7 @@ class NotifiedRevision:
     """The PostgreSQL deployment's revision: notifications counted by a listener thread."""
 
     def __init__(self, url):
-        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._url = url
         self._lock = threading.Lock()
         self._count = 0
         self._listening = False
@@ -161,13 +154,10 @@ class NotifiedRevision:
             ).start()
 
     def _run(self, stopping: threading.Event) -> None:
-        import psycopg  # here, not at the top: a SQLite deployment never loads the driver
-
         backoff = 0.1
         while not stopping.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True, **_LISTENER_OPTIONS) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                with listening_connection(self._url, NOTIFY_CHANNEL) as conn:
                     self._count += 1  # whatever was revoked before: a new revision
                     self._set_listening(stopping, True)
                     backoff = 0.1
@@ -197,15 +187,12 @@ class NotifiedRevision:
 def for_engine(engine: Engine) -> KeyCache:
     """The cache for the app's database, closed with its engine."""
     url = engine.url
-    database = url.database or ""
     if url.get_backend_name() == "postgresql":
         revision: FileRevision | NotifiedRevision = NotifiedRevision(url)
-    elif not database or database == ":memory:":
-        return KeyCache(lambda: 0, lambda: None)  # an in-memory database: one process
-    elif database.startswith("file:"):
-        return KeyCache(lambda: None, lambda: None)  # a URI filename: cache nothing
-    else:
+    elif (database := sqlite_file(url.database)) is not None:
         revision = FileRevision(revision_path(database))
+    else:  # in memory, or a URI filename: no revision file to share, so cache nothing
+        return KeyCache(lambda: None, lambda: None)
     cache = KeyCache(revision, revision.close)
     event.listen(engine, "engine_disposed", lambda _engine: cache.close())
     return cache

@@ -71,6 +71,40 @@ def configure_engine(engine: Engine, busy_timeout: float = SQLITE_BUSY_TIMEOUT) 
             writers.release()
 
 
+def sqlite_file(database: str | None) -> str | None:
+    """The file of a SQLite database (a URL's database part), or None for an in-memory
+    database or a URI filename (``file:...``): what the files kept beside a database (the
+    writers' lock, the rate-limit counters, the API-key revision) are named after."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def listening_connection(url, channel: str):
+    """A psycopg connection (autocommit) that ``LISTEN``s on ``channel``, for a listener
+    thread. TCP keepalives: a connection that a firewall or a failover dropped silently is
+    found dead (and the listener reconnects) instead of waiting for news forever."""
+    import psycopg  # here, not at the top: a SQLite deployment never loads the driver
+
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(dsn, autocommit=True, **_LISTENER_OPTIONS)
+    try:
+        conn.execute(f"LISTEN {channel}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+_LISTENER_OPTIONS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
 class WriterTimeout(RuntimeError):
     """A SQLite writer waited longer than the busy timeout for its turn."""
 
@@ -90,8 +124,8 @@ class _WriterQueue:
     def __init__(self, database: str | None, timeout: float = SQLITE_BUSY_TIMEOUT):
         self._threads = threading.Lock()
         self._timeout = timeout
-        in_memory = not database or database == ":memory:" or database.startswith("file:")
-        self._path = None if in_memory else f"{database}-writer.lock"
+        path = sqlite_file(database)
+        self._path = None if path is None else f"{path}-writer.lock"
         self._fd: int | None = None
         self._pid = 0
 

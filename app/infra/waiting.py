@@ -33,16 +33,11 @@ from ..models import WAITING, Token
 if TYPE_CHECKING:
     from ..domain.stored import StoredToken
 from . import metrics
+from .database import listening_connection
 
 log = logging.getLogger(__name__)
 
 SQLITE_POLL_SECONDS = 0.02
-_KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
 DISCONNECT_CHECK_SECONDS = 1.0
 
 
@@ -184,13 +179,7 @@ def _forever(target, hub: WaitHub, url) -> None:
 
 
 def _listen_postgresql(hub: WaitHub, url) -> None:
-    import psycopg  # here, not at the top: a SQLite deployment never loads the driver
-
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    # TCP keepalives: a connection a firewall or a failover dropped silently is found dead
-    # (and reconnected, every waiter re-checking) instead of waiting for news forever.
-    with psycopg.connect(dsn, autocommit=True, **_KEEPALIVES) as conn:
-        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    with listening_connection(url, NOTIFY_CHANNEL) as conn:
         hub.notify(hub.waited_pks())  # anything decided before LISTEN took effect
         while not hub.stopping.is_set():
             for note in conn.notifies(timeout=1.0):

@@ -241,15 +241,16 @@ def too_many_requests(exc: RateLimited):
 
 def _storage_for(app: Flask) -> Storage:
     from ..extensions import db
+    from ..infra.database import sqlite_file
     from .ratelimit_storage import PostgresCounters, SqliteCounters
 
     with app.app_context():
         engine = db.engine
     url = engine.url
-    database = url.database or ""
+    database = sqlite_file(url.database)
     if url.get_backend_name() == "postgresql":
         storage = PostgresCounters(url)
-    elif database and database != ":memory:" and not database.startswith("file:"):
+    elif database is not None:
         storage = SqliteCounters(f"{database}-ratelimit")
     else:
         return MemoryStorage()  # an in-memory database lives in one process anyway
